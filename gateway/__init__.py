@@ -1,0 +1,1 @@
+"""The OMS GraphQL gateway: ASGI app, settings, upstream client, errors, CLI and demo upstream."""

@@ -1,0 +1,132 @@
+"""The `oms-gateway` command; the only place that reads environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+
+import uvicorn
+
+from gateway.settings import ENV_VARS, Secret, Settings
+
+DEMO_UPSTREAM_PORT_OFFSET = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oms-gateway", description="GraphQL gateway for the Akinon OMS order-item API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway in front of an OMS upstream")
+    serve.add_argument("--upstream-url", help=f"OMS base URL (env {ENV_VARS['upstream_url']})")
+    serve.add_argument("--host", help=f"bind address (env {ENV_VARS['host']}, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"bind port (env {ENV_VARS['port']}, default 8000)")
+    serve.add_argument(
+        "--token", help=f"service token used when a client sends none (env {ENV_VARS['token']})"
+    )
+    serve.add_argument("--env", choices=("development", "production"), help="env OMS_ENV")
+    serve.add_argument("--upstream-max-limit", type=int, help="env OMS_UPSTREAM_MAX_LIMIT")
+    serve.add_argument("--max-page-size", type=int, help="env OMS_MAX_PAGE_SIZE")
+    serve.add_argument(
+        "--upstream-connect-timeout", type=float, help="seconds; env OMS_UPSTREAM_CONNECT_TIMEOUT"
+    )
+    serve.add_argument(
+        "--upstream-read-timeout", type=float, help="seconds; env OMS_UPSTREAM_READ_TIMEOUT"
+    )
+
+    demo = commands.add_parser(
+        "demo", help="run the gateway on the embedded fake OMS upstream, with GraphiQL"
+    )
+    demo.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
+    demo.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+
+    fake = commands.add_parser("fake-upstream", help="run only the embedded fake OMS upstream")
+    fake.add_argument("--port", type=int, default=8001)
+    fake.add_argument("--host", default="127.0.0.1")
+
+    commands.add_parser("export-schema", help="print the schema as SDL")
+    return parser
+
+
+def _settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    names = (
+        "upstream_url", "host", "port", "token", "env", "upstream_max_limit", "max_page_size",
+        "upstream_connect_timeout", "upstream_read_timeout",
+    )  # fmt: skip
+    return Settings.from_env(environ, **{n: getattr(args, n, None) for n in names})
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _server(app: object, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+    return uvicorn.Server(config)
+
+
+async def _run_demo(host: str, port: int) -> None:
+    from gateway.app import create_app
+    from gateway.fake_upstream.app import DEMO_TOKEN, create_fake_app
+    from gateway.graphiql import EXAMPLE_QUERY
+
+    upstream_port = _free_port("127.0.0.1")
+    settings = Settings(
+        upstream_url=f"http://127.0.0.1:{upstream_port}",
+        token=Secret(DEMO_TOKEN),
+        host=host,
+        port=port,
+        env="demo",
+    )
+    upstream = _server(create_fake_app(), "127.0.0.1", upstream_port)
+    gateway = _server(create_app(settings), host, port)
+    print(
+        f"Fake OMS upstream on http://127.0.0.1:{upstream_port} (token {DEMO_TOKEN!r}, demo only)"
+    )
+    print(f"GraphiQL: http://{host}:{port}/graphql")
+    print("Try this query there, or with curl:\n")
+    print(EXAMPLE_QUERY)
+    sys.stdout.flush()
+    await asyncio.gather(upstream.serve(), gateway.serve())
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "export-schema":
+        from schema import schema
+
+        sys.stdout.write(schema.as_str() + "\n")
+        return 0
+    if args.command == "fake-upstream":
+        from gateway.fake_upstream.app import create_fake_app
+
+        uvicorn.run(create_fake_app(), host=args.host, port=args.port, log_level="warning")
+        return 0
+    if args.command == "demo":
+        asyncio.run(_run_demo(args.host, args.port))
+        return 0
+    try:
+        settings = _settings_from(args, environ)
+    except ValueError as exc:
+        print(f"oms-gateway: {exc}", file=sys.stderr)
+        return 2
+    from gateway.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""A fake of the OMS order-item API (DRF envelope, Token auth, paging); it counts calls."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.fake_upstream.data import Item, make_items, order_number_of, simple_view
+
+DEMO_TOKEN = "demo-token"
+BASE = "/api/v1/oms/order_items/"
+
+
+@dataclass
+class Faults:
+    """Knobs that make a fraction of calls misbehave, for fault-injection tests and soaks."""
+
+    kind: str | None = None  # status|hang|malformed|truncated|misshaped|content_type
+    rate: float = 1.0  # the fraction of calls that get the fault
+    status: int = 500
+    retry_after: str | None = None
+    latency: float = 0.0  # seconds added to every call, faulty or not
+    hang: float = 30.0  # seconds a "hang" lasts before answering normally
+    endpoints: frozenset[str] = frozenset()  # list | list-simple | detail; empty means all
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def hits(self, endpoint: str) -> bool:
+        if self.kind is None or (self.endpoints and endpoint not in self.endpoints):
+            return False
+        return self._rng.random() < self.rate
+
+
+@dataclass
+class FakeOms:
+    """The fake's data and its books: what it holds and every call it received."""
+
+    items: list[Item] = field(default_factory=make_items)
+    tokens: frozenset[str] = frozenset({DEMO_TOKEN})
+    default_limit: int = 10
+    max_limit: int = 100
+    calls: Counter[str] = field(default_factory=Counter)
+    log: list[str] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {item["id"]: item for item in self.items}
+        self._body_cache: dict[tuple[Any, ...], bytes] = {}
+
+    def record(self, endpoint: str, request: Request) -> None:
+        query = f"?{request.url.query}" if request.url.query else ""
+        with self._lock:
+            self.calls[endpoint] += 1
+            self.log.append(f"{request.url.path}{query}")
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.log.clear()
+            self.faults = Faults()
+            self.max_in_flight = self.in_flight
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": dict(self.calls),
+                "total": sum(self.calls.values()),
+                "log": list(self.log),
+                "max_in_flight": self.max_in_flight,
+            }
+
+    def matching(self, order_number: str | None) -> list[Item]:
+        if order_number is None:
+            return self.items
+        return [i for i in self.items if order_number_of(i["order"]) == order_number]
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def _authenticate(fake: FakeOms, request: Request) -> Response | None:
+    header = request.headers.get("authorization")
+    challenge = {"WWW-Authenticate": "Token"}
+    if not header:
+        return _json({"detail": "Authentication credentials were not provided."}, 401, challenge)
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "token" or not key or " " in key.strip():
+        return _json({"detail": "Invalid token header. No credentials provided."}, 401, challenge)
+    if key.strip() not in fake.tokens:
+        return _json({"detail": "Invalid token."}, 401, challenge)
+    return None
+
+
+def _page_link(request: Request, limit: int, page: int | None) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "limit")]
+    params.append(("limit", str(limit)))
+    if page is not None and page > 1:  # DRF drops page=1 from the previous link
+        params.append(("page", str(page)))
+    return f"{request.base_url}{request.url.path.lstrip('/')}?{urlencode(params)}"
+
+
+def _list_response(fake: FakeOms, request: Request, simple: bool) -> Response:
+    denied = _authenticate(fake, request)
+    if denied is not None:
+        return denied
+    query = request.query_params
+    try:
+        limit = int(query.get("limit", fake.default_limit))
+    except ValueError:
+        limit = fake.default_limit
+    limit = fake.default_limit if limit <= 0 else min(limit, fake.max_limit)
+    order_number = query.get("order_number")
+    raw_page = query.get("page", "1")
+    cache_key = (simple, order_number, limit, raw_page, str(request.base_url))
+    cached = fake._body_cache.get(cache_key)
+    if cached is not None:
+        return Response(cached, media_type="application/json")
+    matching = fake.matching(order_number)
+    pages = max(1, -(-len(matching) // limit))
+    try:
+        page = int(raw_page)
+    except ValueError:
+        page = 0
+    if not 1 <= page <= pages:
+        return _json({"detail": "Invalid page."}, 404)
+    chunk = matching[(page - 1) * limit : page * limit]
+    body = orjson.dumps(
+        {
+            "count": len(matching),
+            "next": _page_link(request, limit, page + 1) if page < pages else None,
+            "previous": _page_link(request, limit, page - 1) if page > 1 else None,
+            "results": [simple_view(i) for i in chunk] if simple else chunk,
+        }
+    )
+    fake._body_cache[cache_key] = body
+    return Response(body, media_type="application/json")
+
+
+async def _faulty(
+    faults: Faults, handler: Callable[[Request], Response], request: Request
+) -> Response:
+    if faults.kind == "hang":
+        await asyncio.sleep(faults.hang)
+        return handler(request)
+    if faults.kind == "status":
+        headers = {"Retry-After": faults.retry_after} if faults.retry_after else None
+        return _json({"detail": "Injected failure."}, faults.status, headers)
+    if faults.kind == "misshaped":
+        return _json({"count": "many", "results": {"id": 1}})
+    if faults.kind == "content_type":
+        return Response("<html><body>Bad Gateway</body></html>", 200, media_type="text/html")
+    body = bytes(handler(request).body)
+    if faults.kind == "truncated":
+        return Response(body[: len(body) // 2], media_type="application/json")
+    return Response(b"{'detail': not json", media_type="application/json")  # malformed
+
+
+def create_fake_app(fake: FakeOms | None = None) -> Starlette:
+    """The fake as an ASGI app; `app.state.fake` exposes its books to in-process tests."""
+    fake = fake or FakeOms()
+
+    def endpoint(name: str, handler: Callable[[Request], Response]) -> Callable[..., Any]:
+        async def serve(request: Request) -> Response:
+            fake.record(name, request)
+            fake.enter()
+            try:
+                faults = fake.faults
+                if faults.latency:
+                    await asyncio.sleep(faults.latency)
+                if faults.hits(name):
+                    return await _faulty(faults, handler, request)
+                return handler(request)
+            finally:
+                fake.leave()
+
+        return serve
+
+    def detail(request: Request) -> Response:
+        denied = _authenticate(fake, request)
+        if denied is not None:
+            return denied
+        raw = request.path_params["item_id"]
+        item = fake.by_id.get(int(raw)) if raw.isdigit() else None
+        if item is None:
+            return _json({"detail": "Not found."}, 404)
+        return _json(item)
+
+    async def stats(request: Request) -> Response:
+        return _json(fake.stats())
+
+    async def set_faults(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        body["endpoints"] = frozenset(body.get("endpoints", ()))
+        fake.faults = Faults(**body)
+        return _json({"ok": True})
+
+    async def reset(request: Request) -> Response:
+        fake.reset()
+        return _json({"ok": True})
+
+    app = Starlette(
+        routes=[
+            Route(BASE, endpoint("list", lambda r: _list_response(fake, r, simple=False))),
+            Route(
+                f"{BASE}list-simple/",
+                endpoint("list-simple", lambda r: _list_response(fake, r, simple=True)),
+            ),
+            Route(BASE + "{item_id}/", endpoint("detail", detail)),
+            Route("/__fake__/faults", set_faults, methods=["POST"]),
+            Route("/__fake__/stats", stats),
+            Route("/__fake__/reset", reset, methods=["POST"]),
+        ]
+    )
+    app.state.fake = fake
+    return app

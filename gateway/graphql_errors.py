@@ -1,0 +1,52 @@
+"""Turn every GraphQL error into what a client may see: one `extensions.code`, nothing internal."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSyntaxError
+
+from gateway.errors import GatewayError
+
+logger = logging.getLogger("gateway.errors")
+
+_NULL_IN_NON_NULL = "Cannot return null for non-nullable field"
+
+
+def client_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    """The error as the client gets it; unexpected failures are logged here and masked."""
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    message = error.message
+    if original is None or isinstance(original, GraphQLError | GatewayError):
+        extensions.setdefault("code", _code_without_cause(error))
+    elif isinstance(original, TypeError) and str(original).startswith(_NULL_IN_NON_NULL):
+        # The upstream is the only data source, so a null where the contract forbids one is a
+        # mis-shaped upstream response, not a gateway bug.
+        message = f"The OMS API sent no value for a required field. ({original})"
+        extensions = {"code": "UPSTREAM_BAD_RESPONSE"}
+    else:
+        logger.error(
+            "unexpected error in %s (request %s)",
+            ".".join(map(str, error.path or ())) or "operation",
+            request_id,
+            exc_info=original,
+        )
+        message = "Internal error. Quote the request id when reporting it."
+        extensions = {"code": "INTERNAL_ERROR", "requestId": request_id}
+    formatted: dict[str, Any] = {"message": message}
+    if error.locations:
+        formatted["locations"] = [loc._asdict() for loc in error.locations]
+    if error.path:
+        formatted["path"] = error.path
+    formatted["extensions"] = extensions
+    return formatted
+
+
+def _code_without_cause(error: GraphQLError) -> str:
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable "):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"

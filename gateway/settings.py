@@ -1,0 +1,84 @@
+"""Gateway settings: one frozen value, built from the environment only at the entry point."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Secret(str):
+    """A string whose repr never shows its value, so a token cannot leak through a log line."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the app factory needs; every field has an `OMS_*` environment variable."""
+
+    upstream_url: str = "http://127.0.0.1:8001"
+    token: Secret | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    env: str = "development"
+    # The largest `limit` the upstream is trusted to honour in one call (not documented upstream).
+    upstream_max_limit: int = 100
+    # The most items one `orderItems` field may ask for (first / pageSize).
+    max_page_size: int = 500
+    # The page size when a client gives neither `first` nor `pageSize`.
+    default_page_size: int = 20
+    # How many detail calls one operation may have in flight at once.
+    detail_concurrency: int = 10
+    upstream_connect_timeout: float = 2.0
+    upstream_read_timeout: float = 10.0
+    upstream_max_connections: int = 100
+
+    def __post_init__(self) -> None:
+        if self.token is not None and not isinstance(self.token, Secret):
+            object.__setattr__(self, "token", Secret(self.token))
+        for name in ("upstream_max_limit", "max_page_size", "default_page_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        if self.detail_concurrency < 1:
+            raise ValueError("detail_concurrency must be at least 1")
+        if self.env not in ("development", "production", "demo"):
+            raise ValueError("env must be development, production or demo")
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Read `OMS_<FIELD>` variables; `overrides` (CLI flags that were given) win."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f"OMS_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, annotation: Any, raw: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"OMS_{name.upper()} must be a number") from exc
+    return raw
+
+
+#: Environment variable for each setting, for the README and the CLI help.
+ENV_VARS = {f.name: f"OMS_{f.name.upper()}" for f in dataclasses.fields(Settings)}

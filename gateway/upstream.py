@@ -1,0 +1,127 @@
+"""The OMS REST client: one pooled httpx client per app, one `UpstreamSession` per operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+from gateway.errors import (
+    MissingCredentials,
+    UpstreamBadResponse,
+    error_for_status,
+    error_for_transport,
+)
+from gateway.settings import Settings
+
+LIST_PATH = "/api/v1/oms/order_items/"
+SIMPLE_PATH = "/api/v1/oms/order_items/list-simple/"
+DETAIL_PATH = "/api/v1/oms/order_items/{id}/"
+
+ListKind = Literal["full", "simple"]
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    count: int
+    results: list[Item]
+
+
+def open_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The single pooled client the app keeps for its lifetime (opened in the lifespan)."""
+    return httpx.AsyncClient(
+        base_url=settings.upstream_url,
+        timeout=httpx.Timeout(
+            settings.upstream_read_timeout, connect=settings.upstream_connect_timeout
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        ),
+        headers={"Accept": "application/json"},
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+@dataclass(slots=True)
+class UpstreamSession:
+    """The upstream as one operation sees it: its credentials and the calls it made."""
+
+    http: httpx.AsyncClient
+    authorization: str | None
+    calls: dict[str, int] = field(default_factory=dict)
+
+    async def list_page(
+        self, kind: ListKind, *, limit: int, page: int, order_number: str | None
+    ) -> Page:
+        params: dict[str, str | int] = {"limit": limit, "page": page}
+        if order_number is not None:
+            params["order_number"] = order_number
+        path = LIST_PATH if kind == "full" else SIMPLE_PATH
+        body = await self._get(path, path, params)
+        result = _parse_page(body, nested=kind == "full", endpoint=path)
+        expected = max(0, min(limit, result.count - (page - 1) * limit))
+        if len(result.results) != expected:
+            # The server ignored our limit (it may cap pages below upstream_max_limit); slicing
+            # such a page would silently drop or repeat items.
+            raise UpstreamBadResponse(
+                f"The OMS API sent {len(result.results)} items for a page of {limit} from "
+                f"{path}; is upstream_max_limit above what the server serves?"
+            )
+        return result
+
+    async def detail(self, item_id: int) -> Item:
+        body = await self._get(DETAIL_PATH.format(id=item_id), DETAIL_PATH, None)
+        if not _is_item(body, nested=True) or body["id"] != item_id:
+            raise UpstreamBadResponse(f"The OMS API sent a mis-shaped item for {DETAIL_PATH}.")
+        item: Item = body
+        return item
+
+    async def _get(self, url: str, endpoint: str, params: dict[str, str | int] | None) -> Any:
+        if not self.authorization:
+            raise MissingCredentials()
+        self.calls[endpoint] = self.calls.get(endpoint, 0) + 1
+        try:
+            response = await self.http.get(
+                url, params=params, headers={"Authorization": self.authorization}
+            )
+        except httpx.TransportError as exc:
+            raise error_for_transport(exc, endpoint) from exc
+        if response.status_code != 200:
+            raise error_for_status(response.status_code, endpoint)
+        content_type = response.headers.get("content-type", "")
+        if "json" not in content_type.split(";", 1)[0]:
+            raise UpstreamBadResponse(f"The OMS API sent {endpoint} as non-JSON.")
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponse(f"The OMS API sent undecodable JSON for {endpoint}.") from exc
+
+
+def _is_item(value: Any, *, nested: bool) -> bool:
+    if type(value) is not dict or type(value.get("id")) is not int:
+        return False
+    if nested:
+        return type(value.get("state")) is dict and type(value.get("product")) is dict
+    return type(value.get("state")) is int and type(value.get("product")) is int
+
+
+def _parse_page(body: Any, *, nested: bool, endpoint: str) -> Page:
+    if (
+        type(body) is not dict
+        or type(body.get("count")) is not int
+        or type(body.get("results")) is not list
+        or not all(_is_item(item, nested=nested) for item in body["results"])
+    ):
+        raise UpstreamBadResponse(f"The OMS API sent a mis-shaped page for {endpoint}.")
+    results: list[Item] = body["results"]
+    if not nested:
+        # list-simple names state and product by id; give them the object shape of the schema.
+        for item in results:
+            item["state"] = {"id": item["state"]}
+            item["product"] = {"id": item["product"]}
+    return Page(count=body["count"], results=results)

@@ -1,0 +1,1 @@
+"""Root resolvers, dataloaders and the endpoint planner."""

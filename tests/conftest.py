@@ -1,0 +1,126 @@
+"""Fixtures: the fake OMS and the gateway, each a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, create_fake_app
+from gateway.settings import Settings
+
+AUTH = {"Authorization": f"Token {DEMO_TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run `app` under uvicorn in a thread on a free loopback port; yield its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@dataclass
+class Upstream:
+    url: str
+    fake: FakeOms
+
+    def calls(self, endpoint: str | None = None) -> int:
+        stats = self.fake.stats()
+        return stats["total"] if endpoint is None else stats["calls"].get(endpoint, 0)
+
+
+@dataclass
+class Gateway:
+    url: str
+    client: httpx.Client
+
+    def post(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        headers = kw.pop("headers", AUTH)
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return self.client.post(f"{self.url}/graphql", json=body, headers=headers, **kw)
+
+    def query(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        response = self.post(query, variables, **kw)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def data(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        body = self.query(query, variables, **kw)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[Upstream]:
+    fake = FakeOms()
+    with serve(create_fake_app(fake)) as url:
+        yield Upstream(url, fake)
+
+
+@pytest.fixture(autouse=True)
+def _clean_upstream(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "upstream" not in request.fixturenames:
+        yield
+        return
+    fake = request.getfixturevalue("upstream").fake
+    fake.reset()
+    yield
+    fake.reset()
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30, trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: Upstream, http: httpx.Client) -> Iterator[Gateway]:
+    with serve(create_app(Settings(upstream_url=upstream.url))) as url:
+        yield Gateway(url, http)
+
+
+@pytest.fixture
+def make_gateway(
+    upstream: Upstream, http: httpx.Client
+) -> Iterator[Callable[..., Gateway]]:
+    """A gateway with its own settings, e.g. `make_gateway(upstream_max_limit=20)`."""
+    with contextlib.ExitStack() as stack:
+
+        def make(**overrides: Any) -> Gateway:
+            overrides.setdefault("upstream_url", upstream.url)
+            url = stack.enter_context(serve(create_app(Settings(**overrides))))
+            return Gateway(url, http)
+
+        yield make

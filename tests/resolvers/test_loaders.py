@@ -1,0 +1,68 @@
+"""Dataloaders: identical upstream requests happen once per operation, counted at the fake."""
+
+from __future__ import annotations
+
+from gateway.fake_upstream.app import Faults
+
+
+def test_same_page_under_two_aliases_is_fetched_once(gateway, upstream):
+    data = gateway.data(
+        "{ a: orderItems(first: 10) { nodes { id } } b: orderItems(first: 10) { nodes { price } } }"
+    )
+    assert len(data["a"]["nodes"]) == len(data["b"]["nodes"]) == 10
+    assert upstream.fake.stats()["calls"] == {"list-simple": 1}
+
+
+def test_slim_page_is_served_by_its_full_twin(gateway, upstream):
+    data = gateway.data(
+        "{ a: orderItems(first: 10) { nodes { id } } b: orderItems(first: 10) { nodes { state { name } } } }"
+    )
+    assert [n["id"] for n in data["a"]["nodes"]] == [str(i) for i in range(1, 11)]
+    assert upstream.fake.stats()["calls"] == {"list": 1}
+
+
+def test_repeated_ids_cost_one_call_each(gateway, upstream):
+    data = gateway.data('{ orderItemsByIds(ids: ["3", "4", "3", "03", "4", "3"]) { id } }')
+    assert [i["id"] for i in data["orderItemsByIds"]] == ["3", "4", "3", "3", "4", "3"]
+    assert upstream.fake.stats()["calls"] == {"detail": 2}
+
+
+def test_same_id_under_aliases_and_roots_is_fetched_once(gateway, upstream):
+    gateway.data(
+        '{ a: orderItem(id: 5) { id } b: orderItem(id: "5") { price } '
+        'c: orderItemsByIds(ids: [5, 6]) { id } }'
+    )
+    assert upstream.fake.stats()["calls"] == {"detail": 2}
+
+
+def test_missing_ids_are_null_in_their_slots(gateway, upstream):
+    data = gateway.data("{ orderItemsByIds(ids: [2, 99999, 3]) { id } }")
+    assert data["orderItemsByIds"] == [{"id": "2"}, None, {"id": "3"}]
+    assert upstream.fake.stats()["calls"] == {"detail": 3}
+
+
+def test_full_list_items_prime_the_detail_loader(gateway, upstream):
+    data = gateway.data(
+        "{ orderItems(first: 10) { nodes { product { name } } } "
+        "orderItem(id: 4) { price } orderItemsByIds(ids: [2, 9, 11]) { id } }"
+    )
+    assert data["orderItem"]["price"] == upstream.fake.by_id[4]["price"]
+    assert [i["id"] for i in data["orderItemsByIds"]] == ["2", "9", "11"]
+    # Items 2, 4 and 9 came with the page; only 11 needed a detail call.
+    assert upstream.fake.stats()["calls"] == {"list": 1, "detail": 1}
+
+
+def test_slim_list_items_do_not_prime_details(gateway, upstream):
+    gateway.data("{ orderItems(first: 5) { nodes { id } } orderItem(id: 2) { product { name } } }")
+    assert upstream.fake.stats()["calls"] == {"list-simple": 1, "detail": 1}
+
+
+def test_detail_calls_run_concurrently_under_the_cap(make_gateway, upstream):
+    gw = make_gateway(detail_concurrency=4)
+    upstream.fake.faults = Faults(latency=0.05)
+    ids = ", ".join(str(i) for i in range(10, 30))
+    data = gw.data(f"{{ orderItemsByIds(ids: [{ids}]) {{ id }} }}")
+    assert len(data["orderItemsByIds"]) == 20
+    stats = upstream.fake.stats()
+    assert stats["calls"] == {"detail": 20}
+    assert stats["max_in_flight"] == 4
