@@ -112,9 +112,7 @@ def gateway(upstream: Upstream, http: httpx.Client) -> Iterator[Gateway]:
 
 
 @pytest.fixture
-def make_gateway(
-    upstream: Upstream, http: httpx.Client
-) -> Iterator[Callable[..., Gateway]]:
+def make_gateway(upstream: Upstream, http: httpx.Client) -> Iterator[Callable[..., Gateway]]:
     """A gateway with its own settings, e.g. `make_gateway(upstream_max_limit=20)`."""
     with contextlib.ExitStack() as stack:
 

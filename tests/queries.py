@@ -65,9 +65,9 @@ def expected_item(raw: dict) -> dict:
     item["extraField"] = None if extra is None else named(extra)
     for key in ("price_list", "stock_list"):
         value = raw[key]
-        item[camel(key)] = None if value is None else {
-            **named(value, {"pk": "id"}), "id": str(value["pk"])
-        }
+        item[camel(key)] = (
+            None if value is None else {**named(value, {"pk": "id"}), "id": str(value["pk"])}
+        )
     return item
 
 

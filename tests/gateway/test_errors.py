@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from gateway.fake_upstream.app import DEMO_TOKEN, Faults, FakeOms, create_fake_app
+from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, Faults, create_fake_app
 from gateway.fake_upstream.data import DOC_ITEM
 from tests.conftest import free_port, serve
 
@@ -94,7 +94,10 @@ def test_detail_404_is_null_without_error(gateway):
 def test_unaffected_fields_still_resolve(gateway, upstream):
     upstream.fake.faults = Faults(kind="status", status=500, endpoints=frozenset({"detail"}))
     body = gateway.query("{ orderItem(id: 1) { price } " + LIST[1:])
-    assert body["data"] == {"orderItem": None, "orderItems": {"nodes": [{"id": "1"}, {"id": "2"}, {"id": "3"}]}}
+    assert body["data"] == {
+        "orderItem": None,
+        "orderItems": {"nodes": [{"id": "1"}, {"id": "2"}, {"id": "3"}]},
+    }
     [error] = body["errors"]
     assert error["path"] == ["orderItem"]
 
@@ -130,7 +133,9 @@ def test_float_money_is_refused_not_rounded(make_gateway):
 def test_missing_required_value_is_a_bad_response(make_gateway):
     fake = _fake_with(lambda i: i["product"].update(productimage_set=[{"id": None}]))
     with serve(create_fake_app(fake)) as url:
-        body = make_gateway(upstream_url=url).query("{ orderItem(id: 1) { product { images { id } } } }")
+        body = make_gateway(upstream_url=url).query(
+            "{ orderItem(id: 1) { product { images { id } } } }"
+        )
     assert body["data"] == {"orderItem": None}
     assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_BAD_RESPONSE"
 

@@ -12,7 +12,10 @@ def test_post_json(gateway):
 def test_get_query(gateway, http):
     response = http.get(
         f"{gateway.url}/graphql",
-        params={"query": "query($id: ID!) { orderItem(id: $id) { price } }", "variables": '{"id": "1"}'},
+        params={
+            "query": "query($id: ID!) { orderItem(id: $id) { price } }",
+            "variables": '{"id": "1"}',
+        },
         headers=AUTH,
     )
     assert response.status_code == 200
@@ -52,7 +55,9 @@ def test_validation_errors_have_a_code(gateway, upstream):
 
 
 def test_variable_errors_have_a_code(gateway, upstream):
-    body = gateway.post("query($f: Int) { orderItems(first: $f) { totalCount } }", {"f": "ten"}).json()
+    body = gateway.post(
+        "query($f: Int) { orderItems(first: $f) { totalCount } }", {"f": "ten"}
+    ).json()
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert upstream.calls() == 0
 

@@ -30,7 +30,7 @@ def test_repeated_ids_cost_one_call_each(gateway, upstream):
 def test_same_id_under_aliases_and_roots_is_fetched_once(gateway, upstream):
     gateway.data(
         '{ a: orderItem(id: 5) { id } b: orderItem(id: "5") { price } '
-        'c: orderItemsByIds(ids: [5, 6]) { id } }'
+        "c: orderItemsByIds(ids: [5, 6]) { id } }"
     )
     assert upstream.fake.stats()["calls"] == {"detail": 2}
 

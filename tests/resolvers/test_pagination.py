@@ -8,7 +8,7 @@ from gateway.fake_upstream.app import Faults
 from gateway.settings import Settings
 from resolvers.pagination import PagePlan, Window, encode_cursor, plan_pages, resolve_window
 
-IDS = "query($a: Int, $f: String, $p: Int, $s: Int) { orderItems(first: $a, after: $f, page: $p, pageSize: $s) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { id } edges { cursor node { id } } } }"  # noqa: E501
+IDS = "query($a: Int, $f: String, $p: Int, $s: Int) { orderItems(first: $a, after: $f, page: $p, pageSize: $s) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { id } edges { cursor node { id } } } }"
 
 
 def ids(conn):
@@ -48,7 +48,10 @@ def test_past_the_end_is_empty_with_the_true_count(gateway, upstream):
     assert conn["nodes"] == [] and conn["edges"] == []
     assert conn["totalCount"] == 300
     assert conn["pageInfo"] == {
-        "hasNextPage": False, "hasPreviousPage": True, "startCursor": None, "endCursor": None
+        "hasNextPage": False,
+        "hasPreviousPage": True,
+        "startCursor": None,
+        "endCursor": None,
     }
 
 
@@ -104,7 +107,9 @@ def test_first_zero_gives_the_count_only(gateway):
         ({"a": 10, "s": 20}, "first"),
     ],
 )
-def test_bad_pagination_arguments_are_rejected_before_any_call(gateway, upstream, variables, argument):
+def test_bad_pagination_arguments_are_rejected_before_any_call(
+    gateway, upstream, variables, argument
+):
     body = gateway.query(IDS, variables)
     assert body["data"] is None
     [error] = body["errors"]
@@ -155,5 +160,7 @@ def test_page_plans_use_fewest_calls_then_least_overfetch(window, max_limit, pla
     got = plan_pages(window, max_limit)
     assert got == plan
     covered = range(got.first_offset, (got.pages[-1]) * got.limit)
-    assert window.size == 0 or (window.offset in covered and window.offset + window.size - 1 in covered)
+    assert window.size == 0 or (
+        window.offset in covered and window.offset + window.size - 1 in covered
+    )
     assert got.limit <= max_limit

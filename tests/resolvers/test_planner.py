@@ -39,7 +39,9 @@ def test_other_selections_use_the_full_list(gateway, upstream, query):
 
 @pytest.mark.parametrize(("skip", "endpoint"), [(True, "list-simple"), (False, "list")])
 def test_skip_with_a_variable_decides_the_endpoint(gateway, upstream, skip, endpoint):
-    query = "query($s: Boolean!) { orderItems(first: 3) { nodes { id state @skip(if: $s) { name } } } }"
+    query = (
+        "query($s: Boolean!) { orderItems(first: 3) { nodes { id state @skip(if: $s) { name } } } }"
+    )
     gateway.data(query, {"s": skip})
     assert upstream.fake.stats()["calls"] == {endpoint: 1}
 
@@ -48,8 +50,10 @@ def test_slim_list_answers_with_state_and_product_objects(gateway):
     nodes = gateway.data("{ orderItems(first: 2) { nodes { state { id } product { id } } } }")
     assert nodes["orderItems"]["nodes"] == [
         {"state": {"id": "1"}, "product": {"id": "1"}},
-        {"state": {"id": nodes["orderItems"]["nodes"][1]["state"]["id"]},
-         "product": {"id": nodes["orderItems"]["nodes"][1]["product"]["id"]}},
+        {
+            "state": {"id": nodes["orderItems"]["nodes"][1]["state"]["id"]},
+            "product": {"id": nodes["orderItems"]["nodes"][1]["product"]["id"]},
+        },
     ]
 
 

@@ -25,15 +25,18 @@ def test_doc_item_through_order_items_slim(gateway, upstream):
 
 
 def test_doc_item_through_order_items_by_ids(gateway, upstream):
-    data = gateway.data(
-        "query { orderItemsByIds(ids: [1]) { ...ItemFields } }" + ITEM_FIELDS
-    )
+    data = gateway.data("query { orderItemsByIds(ids: [1]) { ...ItemFields } }" + ITEM_FIELDS)
     assert data["orderItemsByIds"] == [expected_item(DOC_ITEM)]
 
 
 def test_money_is_exact_text_and_nulls_stay_null(gateway):
     item = gateway.data("{ orderItem(id: 1) { price retailPrice taxRate taxAmount } }")["orderItem"]
-    assert item == {"price": "599.99", "retailPrice": "1000.00", "taxRate": "8.00", "taxAmount": None}
+    assert item == {
+        "price": "599.99",
+        "retailPrice": "1000.00",
+        "taxRate": "8.00",
+        "taxAmount": None,
+    }
 
 
 def test_every_generated_item_round_trips(gateway, upstream):

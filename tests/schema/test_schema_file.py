@@ -26,7 +26,9 @@ def test_contract_names_and_types():
     assert set(query["orderItems"].args) == {"orderNumber", "first", "after", "page", "pageSize"}
     conn = sdl.type_map["OrderItemConnection"].fields
     assert {k: str(v.type) for k, v in conn.items()} == {
-        "totalCount": "Int!", "pageInfo": "PageInfo!", "nodes": "[OrderItem!]!",
+        "totalCount": "Int!",
+        "pageInfo": "PageInfo!",
+        "nodes": "[OrderItem!]!",
         "edges": "[OrderItemEdge!]!",
     }
     item = sdl.type_map["OrderItem"].fields

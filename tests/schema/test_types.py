@@ -20,10 +20,17 @@ def test_state_name_by_locale_falls_back_to_default(gateway, locale, name):
 
 
 def test_attribute_values_merge_kwargs_and_keep_unicode(gateway):
-    product = gateway.data("{ orderItem(id: 1) { product { attributeValues { key label value dataType } } } }")
+    product = gateway.data(
+        "{ orderItem(id: 1) { product { attributeValues { key label value dataType } } } }"
+    )
     values = {v["key"]: v for v in product["orderItem"]["product"]["attributeValues"]}
     assert len(values) == 7
-    assert values["renk"] == {"key": "renk", "label": "SİYAH", "value": "SİYAH", "dataType": "dropdown"}
+    assert values["renk"] == {
+        "key": "renk",
+        "label": "SİYAH",
+        "value": "SİYAH",
+        "dataType": "dropdown",
+    }
     assert values["beden"]["label"] == "Large"
 
 
@@ -35,7 +42,9 @@ def test_timestamps_denote_the_upstream_instant(gateway, upstream):
     assert item["state"]["modifiedDate"] == "2022-10-14T10:39:33.568211Z"
 
 
-@pytest.mark.parametrize("text", ["599.99", "8.00", "0.00", "-12.5", "1000", "12345678901234567890.12"])
+@pytest.mark.parametrize(
+    "text", ["599.99", "8.00", "0.00", "-12.5", "1000", "12345678901234567890.12"]
+)
 def test_decimal_strings_pass_through_unchanged(text):
     assert serialize_decimal(text) == text
 
