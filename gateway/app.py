@@ -12,14 +12,14 @@ import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from gateway.graphiql import graphiql_html
+from gateway.graphiql import graphiql_response, graphiql_routes
 from gateway.graphql_errors import client_error
 from gateway.settings import Settings
 from gateway.upstream import UpstreamSession, open_http_client
@@ -101,8 +101,8 @@ class GatewayView(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
-    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(graphiql_html(self.graphql_ide_html))
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_response(self.runtime.settings)
 
 
 async def healthz(request: Request) -> Response:
@@ -116,6 +116,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *graphiql_routes(),
         ],
         lifespan=runtime.lifespan,
     )

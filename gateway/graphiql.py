@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute
+from strawberry.http.ides import get_graphql_ide_html
+
+from gateway.settings import Settings
+
 EXAMPLE_QUERY = """\
 # Order items from the Akinon OMS, through the gateway.
 # The nested list reads the full list endpoint; the slim list only needs list-simple.
@@ -34,3 +40,13 @@ def graphiql_html(template: str) -> str:
     # json.dumps gives a JS string literal; "</" is escaped so the query cannot close the script.
     literal = json.dumps(EXAMPLE_QUERY).replace("</", "<\\/")
     return _EXAMPLE_CONSTANT.sub(lambda _: f"const EXAMPLE_QUERY = {literal};", template, count=1)
+
+
+def graphiql_response(settings: Settings) -> Response:
+    """The GraphiQL page a browser gets at /graphql."""
+    return HTMLResponse(graphiql_html(get_graphql_ide_html("graphiql")))
+
+
+def graphiql_routes() -> list[BaseRoute]:
+    """Routes for GraphiQL's own assets (none yet: the page loads them from a CDN)."""
+    return []
