@@ -15,7 +15,10 @@ from graphql import (
     VariableNode,
 )
 
+from gateway.settings import Settings
 from gateway.upstream import ListKind
+from resolvers.fetch import ListRequest
+from resolvers.pagination import PagePlan, plan_pages, resolve_window
 
 # list-simple names state and product by id only; every other item field is in both lists.
 _NESTED_BY_ID = frozenset({"state", "product"})
@@ -102,3 +105,26 @@ def list_kind(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> Lis
 def selects_items(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> bool:
     """True when the selection reads any item at all (not only totalCount or pageInfo)."""
     return bool(item_selections(walker, connection_nodes))
+
+
+def plan_list(
+    settings: Settings,
+    walker: SelectionWalker,
+    field_nodes: list[FieldNode],
+    args: Mapping[str, Any],
+) -> ListRequest:
+    """Plan one `orderItems` field from its (coerced) arguments and its selection."""
+    window = resolve_window(
+        settings,
+        first=args.get("first"),
+        after=args.get("after"),
+        page=args.get("page"),
+        page_size=args.get("pageSize", args.get("page_size")),
+    )
+    order_number = args.get("orderNumber", args.get("order_number"))
+    wants_items = window.size > 0 and selects_items(walker, field_nodes)
+    if not wants_items:
+        # Only the count is needed: one slim item tells it.
+        return ListRequest("simple", window, PagePlan(1, (1,)), order_number, False)
+    plan = plan_pages(window, settings.upstream_max_limit)
+    return ListRequest(list_kind(walker, field_nodes), window, plan, order_number, True)
