@@ -35,11 +35,29 @@ class Settings:
     upstream_connect_timeout: float = 2.0
     upstream_read_timeout: float = 10.0
     upstream_max_connections: int = 100
+    # Operation limits (see README "Reliability and limits").
+    max_tokens: int = 2000
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_directives: int = 50
+    max_upstream_calls: int = 20
+    max_ids: int = 100
+    max_body_bytes: int = 65536
+    document_cache_size: int = 1000
+    # HTTP.
+    cors_origins: str = ""  # comma-separated; empty means no cross-origin access
+    get_cache_max_age: int = 0  # seconds of `Cache-Control: private, max-age` for GET; 0: no-store
+    apq_cache_size: int = 1000
+    compression_min_size: int = 1024
 
     def __post_init__(self) -> None:
         if self.token is not None and not isinstance(self.token, Secret):
             object.__setattr__(self, "token", Secret(self.token))
-        for name in ("upstream_max_limit", "max_page_size", "default_page_size"):
+        for name in (
+            "upstream_max_limit", "max_page_size", "default_page_size", "max_tokens", "max_depth",
+            "max_aliases", "max_directives", "max_upstream_calls", "max_ids", "max_body_bytes",
+            "document_cache_size", "apq_cache_size",
+        ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.default_page_size > self.max_page_size:
@@ -52,6 +70,10 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

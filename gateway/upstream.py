@@ -53,6 +53,7 @@ class UpstreamSession:
 
     http: httpx.AsyncClient
     authorization: str | None
+    request_id: str | None = None
     calls: dict[str, int] = field(default_factory=dict)
 
     async def list_page(
@@ -86,9 +87,10 @@ class UpstreamSession:
             raise MissingCredentials()
         self.calls[endpoint] = self.calls.get(endpoint, 0) + 1
         try:
-            response = await self.http.get(
-                url, params=params, headers={"Authorization": self.authorization}
-            )
+            headers = {"Authorization": self.authorization}
+            if self.request_id:
+                headers["X-Request-ID"] = self.request_id
+            response = await self.http.get(url, params=params, headers=headers)
         except httpx.TransportError as exc:
             raise error_for_transport(exc, endpoint) from exc
         if response.status_code != 200:

@@ -87,7 +87,11 @@ async def fetch_item(loaders: Loaders, raw_id: Any) -> Item | None:
     return item
 
 
-async def fetch_items(loaders: Loaders, raw_ids: list[Any]) -> list[Any]:
+async def fetch_items(loaders: Loaders, raw_ids: list[Any], max_ids: int) -> list[Any]:
     """One slot per id; a failing id leaves its exception in its own slot."""
+    if len(raw_ids) > max_ids:
+        raise BadUserInput(
+            f"At most {max_ids} ids can be asked for at once.", argument="ids", limit=max_ids
+        )
     keys = [parse_id(i, "ids") for i in raw_ids]
     return await asyncio.gather(*(loaders.items.load(k) for k in keys), return_exceptions=True)

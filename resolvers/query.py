@@ -77,5 +77,7 @@ class Query:
         ids: Annotated[list[strawberry.ID], strawberry.argument(description="The order item ids.")],
     ) -> list[OrderItem | None]:
         # One failing id fails only its own slot: graphql-core raises an exception found in a slot.
-        results: Any = await fetch_items(info.context.loaders, list(ids))
+        results: Any = await fetch_items(
+            info.context.loaders, list(ids), info.context.settings.max_ids
+        )
         return results

@@ -43,8 +43,10 @@ def test_other_methods_are_not_allowed(gateway, http):
 
 
 def test_syntax_errors_have_a_code(gateway):
-    body = gateway.post("{ orderItem(id: 1) { id }").json()
-    assert body["data"] is None
+    response = gateway.post("{ orderItem(id: 1) { id }")
+    assert response.status_code == 400
+    body = response.json()
+    assert "data" not in body
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
 
 

@@ -1,0 +1,74 @@
+"""Automatic persisted queries (Apollo's APQ protocol): documents stored by their SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from typing import Any, Protocol
+
+from gateway.execution import RequestError, request_error
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class DocumentStore(Protocol):
+    async def get(self, digest: str) -> str | None: ...
+
+    async def put(self, digest: str, query: str) -> None: ...
+
+
+class MemoryDocumentStore:
+    """A bounded LRU of documents, the default store of one process."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._documents: OrderedDict[str, str] = OrderedDict()
+
+    async def get(self, digest: str) -> str | None:
+        query = self._documents.get(digest)
+        if query is not None:
+            self._documents.move_to_end(digest)
+        return query
+
+    async def put(self, digest: str, query: str) -> None:
+        self._documents[digest] = query
+        self._documents.move_to_end(digest)
+        while len(self._documents) > self.max_entries:
+            self._documents.popitem(last=False)
+
+
+def persisted_hash(extensions: Any) -> str | None:
+    """The requested SHA-256 hash, if the request uses APQ; malformed use is a request error."""
+    if not isinstance(extensions, dict) or "persistedQuery" not in extensions:
+        return None
+    persisted = extensions["persistedQuery"]
+    if not isinstance(persisted, dict) or persisted.get("version") != 1:
+        raise request_error(
+            "Unsupported persistedQuery version; use 1.", "PERSISTED_QUERY_NOT_SUPPORTED"
+        )
+    digest = persisted.get("sha256Hash")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise request_error(
+            "persistedQuery.sha256Hash must be 64 lowercase hex digits.", "BAD_REQUEST"
+        )
+    return digest
+
+
+async def resolve_query(store: DocumentStore, query: str | None, digest: str) -> str:
+    """The document for an APQ request: registered when sent along, looked up when not."""
+    if query is not None:
+        if hashlib.sha256(query.encode()).hexdigest() != digest:
+            raise request_error(
+                "The query does not match its sha256Hash.", "PERSISTED_QUERY_HASH_MISMATCH"
+            )
+        await store.put(digest, query)
+        return query
+    stored = await store.get(digest)
+    if stored is None:
+        # Apollo clients answer this by sending the query along with the hash; 200 keeps
+        # every APQ client happy (Apollo Server answers the same way).
+        raise RequestError(
+            [request_error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND").errors[0]], 200
+        )
+    return stored

@@ -1,0 +1,58 @@
+"""The upstream-call budget: how many distinct upstream requests an operation will make."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import (
+    FragmentDefinitionNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    get_argument_values,
+)
+
+from gateway.errors import GatewayError
+from gateway.settings import Settings
+from resolvers.fetch import parse_id
+from resolvers.planner import SelectionWalker, plan_list
+
+
+def upstream_calls(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Any,
+    settings: Settings,
+) -> int:
+    """Distinct list pages plus distinct detail ids, deduplicated as the dataloaders do.
+
+    An upper bound: items that a full page returns may still spare some detail calls. Fields
+    with bad arguments count nothing here; they fail on their own during execution.
+    """
+    walker = SelectionWalker(fragments, getattr(variables, "coerced", variables) or {})
+    root = schema.query_type
+    assert root is not None
+    pages: set[tuple[Any, ...]] = set()
+    ids: set[int] = set()
+    for field in walker.fields([operation.selection_set]):
+        name = field.name.value
+        definition = root.fields.get(name)
+        if definition is None:
+            continue
+        try:
+            args = get_argument_values(definition, field, variables)
+            if name == "orderItems":
+                request = plan_list(settings, walker, [field], args)
+                for page in request.plan.pages:
+                    key = (request.order_number, request.plan.limit, page)
+                    pages.add((request.kind, *key))
+            elif name == "orderItem":
+                ids.add(parse_id(args["id"], "id"))
+            elif name == "orderItemsByIds":
+                ids.update(parse_id(i, "ids") for i in args["ids"])
+        except (GatewayError, ValueError, TypeError, KeyError):
+            continue
+    # A slim page is served by its full twin when both are wanted.
+    distinct = {p for p in pages if not (p[0] == "simple" and ("full", *p[1:]) in pages)}
+    return len(distinct) + len(ids)
