@@ -44,6 +44,8 @@ class Settings:
     max_ids: int = 100
     max_body_bytes: int = 65536
     document_cache_size: int = 1000
+    # Run cacheable operations through compiled projections (off: always graphql-core).
+    compile_operations: bool = True
     # HTTP.
     cors_origins: str = ""  # comma-separated; empty means no cross-origin access
     get_cache_max_age: int = 0  # seconds of `Cache-Control: private, max-age` for GET; 0: no-store
@@ -92,6 +94,12 @@ class Settings:
 
 def _coerce(name: str, annotation: Any, raw: str) -> Any:
     kind = str(annotation)
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"OMS_{name.upper()} must be true or false")
     try:
         if kind == "int":
             return int(raw)
