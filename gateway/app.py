@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -19,7 +19,8 @@ from gateway.execution import Executor
 from gateway.graphiql import graphiql_response, graphiql_routes
 from gateway.http import GraphQLEndpoint
 from gateway.settings import Settings
-from gateway.upstream import UpstreamSession, open_http_client
+from gateway.shedding import LoadShedding
+from gateway.upstream import OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from schema import make_schema
@@ -30,22 +31,22 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._http: httpx.AsyncClient | None = None
+        self._client: OmsClient | None = None
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None:
+    def client(self) -> OmsClient:
+        if self._client is None:
             raise RuntimeError("the upstream client is opened by the app's lifespan")
-        return self._http
+        return self._client
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        async with open_http_client(self.settings) as client:
-            self._http = client
+        async with open_http_client(self.settings) as http:
+            self._client = OmsClient(http, self.settings)
             try:
                 yield
             finally:
-                self._http = None
+                self._client = None
 
     def authorization(self, request: Request) -> str | None:
         """The client's header as is; else the service token; else nothing (no call is made)."""
@@ -60,7 +61,12 @@ class Runtime:
     def context(self, request: Request, request_id: str) -> Context:
         """A fresh context per operation: aiodataloader binds to the running loop."""
         settings = self.settings
-        session = UpstreamSession(self.http, self.authorization(request), request_id=request_id)
+        session = UpstreamSession(
+            self.client,
+            self.authorization(request),
+            deadline=time.monotonic() + settings.operation_timeout,
+            request_id=request_id,
+        )
         return Context(
             settings=settings,
             session=session,
@@ -83,7 +89,10 @@ def create_app(settings: Settings) -> Starlette:
         runtime.context,
         lambda: graphiql_response(settings),
     )
-    middleware = [Middleware(GZipMiddleware, minimum_size=settings.compression_min_size)]
+    middleware = [
+        Middleware(LoadShedding, path="/graphql", limit=settings.max_inflight_operations),
+        Middleware(GZipMiddleware, minimum_size=settings.compression_min_size),
+    ]
     if settings.cors_origin_list:
         middleware.append(
             Middleware(

@@ -35,6 +35,18 @@ class Settings:
     upstream_connect_timeout: float = 2.0
     upstream_read_timeout: float = 10.0
     upstream_max_connections: int = 100
+    # Upstream resilience (see README "Reliability and limits").
+    upstream_total_timeout: float = 12.0  # one attempt, connect to last byte
+    operation_timeout: float = 20.0  # the whole operation, retries included
+    upstream_retries: int = 2
+    upstream_backoff_base: float = 0.05
+    upstream_backoff_max: float = 1.0
+    upstream_concurrency: int = 64  # upstream calls in flight per process
+    breaker_failure_ratio: float = 0.5
+    breaker_min_calls: int = 10
+    breaker_window: float = 10.0
+    breaker_cooldown: float = 5.0
+    max_inflight_operations: int = 256  # beyond this the gateway sheds load with 503
     # Operation limits (see README "Reliability and limits").
     max_tokens: int = 2000
     max_depth: int = 10
@@ -58,12 +70,23 @@ class Settings:
         for name in (
             "upstream_max_limit", "max_page_size", "default_page_size", "max_tokens", "max_depth",
             "max_aliases", "max_directives", "max_upstream_calls", "max_ids", "max_body_bytes",
-            "document_cache_size", "apq_cache_size",
+            "document_cache_size", "apq_cache_size", "upstream_concurrency",
+            "max_inflight_operations", "breaker_min_calls",
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
+        if self.upstream_retries < 0:
+            raise ValueError("upstream_retries must not be negative")
+        if not 0 < self.breaker_failure_ratio <= 1:
+            raise ValueError("breaker_failure_ratio must be in (0, 1]")
+        for name in (
+            "upstream_connect_timeout", "upstream_read_timeout", "upstream_total_timeout",
+            "operation_timeout", "breaker_window", "breaker_cooldown",
+        ):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
         if self.detail_concurrency < 1:
             raise ValueError("detail_concurrency must be at least 1")
         if self.env not in ("development", "production", "demo"):

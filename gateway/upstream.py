@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -11,9 +13,13 @@ import orjson
 from gateway.errors import (
     MissingCredentials,
     UpstreamBadResponse,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
     error_for_status,
     error_for_transport,
 )
+from gateway.resilience import RETRYABLE_STATUSES, Resilience, retry_after_seconds
 from gateway.settings import Settings
 
 LIST_PATH = "/api/v1/oms/order_items/"
@@ -22,6 +28,14 @@ DETAIL_PATH = "/api/v1/oms/order_items/{id}/"
 
 ListKind = Literal["full", "simple"]
 Item = dict[str, Any]
+Params = dict[str, str | int]
+
+# Failures where the request cannot have been processed upstream, so a GET is safe to repeat;
+# a read timeout is not among them: repeating it would double the wait.
+_RETRYABLE_TRANSPORT = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+    httpx.WriteError, httpx.PoolTimeout,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +61,99 @@ def open_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+class OmsClient:
+    """The upstream for the app's lifetime: the pooled client behind the resilience rules."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+        self.http = http
+        self.settings = settings
+        self.resilience = Resilience(settings)
+
+    async def get_json(
+        self,
+        url: str,
+        endpoint: str,
+        params: Params | None,
+        headers: dict[str, str],
+        deadline: float,
+    ) -> Any:
+        """GET with retries, the breaker and the deadline; the decoded JSON body or an error."""
+        resilience = self.resilience
+        policy, breaker = resilience.policy, resilience.breaker
+        for attempt in range(1, policy.max_retries + 2):
+            if deadline - time.monotonic() <= 0:
+                raise UpstreamTimeout(f"The operation ran out of time before {endpoint}.")
+            if not breaker.allow():
+                raise UpstreamUnavailable(
+                    "The OMS API is failing; calls are paused for a moment (circuit open)."
+                )
+            delay: float | None = None
+            try:
+                response = await self._send(url, params, headers, deadline)
+            except httpx.TransportError as exc:
+                breaker.record(False)
+                if attempt > policy.max_retries or not isinstance(exc, _RETRYABLE_TRANSPORT):
+                    raise error_for_transport(exc, endpoint) from exc
+                error: UpstreamError = error_for_transport(exc, endpoint)
+            except BaseException:
+                breaker.release_probe()
+                raise
+            else:
+                status = response.status_code
+                breaker.record(status < 500)
+                if status == 200:
+                    return _decode(response, endpoint)
+                error = error_for_status(status, endpoint)
+                if attempt > policy.max_retries or status not in RETRYABLE_STATUSES:
+                    raise error
+                delay = retry_after_seconds(response.headers.get("retry-after"))
+            if delay is None:
+                delay = policy.backoff(attempt, resilience.rng)
+            if time.monotonic() + delay >= deadline:
+                raise error  # waiting would outlive the operation
+            resilience.retries += 1
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _send(
+        self, url: str, params: Params | None, headers: dict[str, str], deadline: float
+    ) -> httpx.Response:
+        settings = self.settings
+        slots = self.resilience.slots
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                await slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no upstream slot before the deadline") from None
+        try:
+            budget = min(settings.upstream_total_timeout, deadline - time.monotonic())
+            timeout = httpx.Timeout(
+                min(settings.upstream_read_timeout, budget),
+                connect=min(settings.upstream_connect_timeout, budget),
+            )
+            try:
+                async with asyncio.timeout(budget):
+                    return await self.http.get(url, params=params, headers=headers, timeout=timeout)
+            except TimeoutError:
+                raise httpx.ReadTimeout("the attempt outlived its total timeout") from None
+        finally:
+            slots.release()
+
+
 @dataclass(slots=True)
 class UpstreamSession:
-    """The upstream as one operation sees it: its credentials and the calls it made."""
+    """The upstream as one operation sees it: its credentials, deadline and the calls it made."""
 
-    http: httpx.AsyncClient
+    client: OmsClient
     authorization: str | None
+    deadline: float
     request_id: str | None = None
     calls: dict[str, int] = field(default_factory=dict)
 
     async def list_page(
         self, kind: ListKind, *, limit: int, page: int, order_number: str | None
     ) -> Page:
-        params: dict[str, str | int] = {"limit": limit, "page": page}
+        params: Params = {"limit": limit, "page": page}
         if order_number is not None:
             params["order_number"] = order_number
         path = LIST_PATH if kind == "full" else SIMPLE_PATH
@@ -82,26 +176,24 @@ class UpstreamSession:
         item: Item = body
         return item
 
-    async def _get(self, url: str, endpoint: str, params: dict[str, str | int] | None) -> Any:
+    async def _get(self, url: str, endpoint: str, params: Params | None) -> Any:
         if not self.authorization:
             raise MissingCredentials()
         self.calls[endpoint] = self.calls.get(endpoint, 0) + 1
-        try:
-            headers = {"Authorization": self.authorization}
-            if self.request_id:
-                headers["X-Request-ID"] = self.request_id
-            response = await self.http.get(url, params=params, headers=headers)
-        except httpx.TransportError as exc:
-            raise error_for_transport(exc, endpoint) from exc
-        if response.status_code != 200:
-            raise error_for_status(response.status_code, endpoint)
-        content_type = response.headers.get("content-type", "")
-        if "json" not in content_type.split(";", 1)[0]:
-            raise UpstreamBadResponse(f"The OMS API sent {endpoint} as non-JSON.")
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamBadResponse(f"The OMS API sent undecodable JSON for {endpoint}.") from exc
+        headers = {"Authorization": self.authorization}
+        if self.request_id:
+            headers["X-Request-ID"] = self.request_id
+        return await self.client.get_json(url, endpoint, params, headers, self.deadline)
+
+
+def _decode(response: httpx.Response, endpoint: str) -> Any:
+    content_type = response.headers.get("content-type", "")
+    if "json" not in content_type.split(";", 1)[0]:
+        raise UpstreamBadResponse(f"The OMS API sent {endpoint} as non-JSON.")
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamBadResponse(f"The OMS API sent undecodable JSON for {endpoint}.") from exc
 
 
 def _is_item(value: Any, *, nested: bool) -> bool:

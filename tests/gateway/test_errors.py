@@ -52,7 +52,7 @@ def test_rejected_token_never_appears_in_the_answer(gateway):
         (Faults(kind="status", status=403), "FORBIDDEN"),
         (Faults(kind="status", status=500), "UPSTREAM_ERROR"),
         (Faults(kind="status", status=502), "UPSTREAM_ERROR"),
-        (Faults(kind="status", status=503, retry_after="1"), "UPSTREAM_ERROR"),
+        (Faults(kind="status", status=503, retry_after="0"), "UPSTREAM_ERROR"),
         (Faults(kind="status", status=400), "UPSTREAM_ERROR"),
         (Faults(kind="malformed"), "UPSTREAM_BAD_RESPONSE"),
         (Faults(kind="truncated"), "UPSTREAM_BAD_RESPONSE"),
@@ -61,7 +61,8 @@ def test_rejected_token_never_appears_in_the_answer(gateway):
     ],
 )
 @pytest.mark.parametrize("query", [LIST, DETAIL])
-def test_upstream_failures_map_to_codes(gateway, upstream, faults, code, query):
+def test_upstream_failures_map_to_codes(make_gateway, upstream, faults, code, query):
+    gateway = make_gateway()  # a fresh circuit breaker for every case
     upstream.fake.faults = faults
     response = gateway.post(query)
     assert response.status_code == 200
@@ -91,7 +92,8 @@ def test_detail_404_is_null_without_error(gateway):
     assert body == {"data": {"orderItem": None}}
 
 
-def test_unaffected_fields_still_resolve(gateway, upstream):
+def test_unaffected_fields_still_resolve(make_gateway, upstream):
+    gateway = make_gateway()
     upstream.fake.faults = Faults(kind="status", status=500, endpoints=frozenset({"detail"}))
     body = gateway.query("{ orderItem(id: 1) { price } " + LIST[1:])
     assert body["data"] == {
@@ -102,7 +104,8 @@ def test_unaffected_fields_still_resolve(gateway, upstream):
     assert error["path"] == ["orderItem"]
 
 
-def test_one_failing_id_fails_only_its_slot(gateway, upstream):
+def test_one_failing_id_fails_only_its_slot(make_gateway, upstream):
+    gateway = make_gateway(upstream_retries=0)
     upstream.fake.faults = Faults(kind="status", status=502, rate=0.5, seed=3)
     body = gateway.query("{ orderItemsByIds(ids: [1, 2, 3, 4, 5, 6, 7, 8]) { id } }")
     slots = body["data"]["orderItemsByIds"]

@@ -1,0 +1,155 @@
+"""Upstream resilience: deadlines, retries with backoff, a circuit breaker and a concurrency cap.
+
+One `Resilience` per app wraps every upstream attempt (see `UpstreamSession._get`):
+
+    deadline left? ── no ──> UpstreamTimeout
+        │ yes
+    breaker allows? ── no ──> UpstreamUnavailable (fail fast, no call)
+        │ yes
+    a concurrency slot before the deadline? ── no ──> UpstreamUnavailable
+        │ yes
+    attempt ──> success, or a retryable failure (connection error; 429, 502, 503, 504)
+                 └─> sleep backoff (or Retry-After) if it ends before the deadline, retry ≤ N
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gateway.settings import Settings
+
+logger = logging.getLogger("gateway.upstream")
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 2
+    base_delay: float = 0.05
+    max_delay: float = 1.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Capped exponential backoff with full jitter (attempt counts from 1)."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds: a delay in seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Opens when failures reach a ratio of enough calls within a window; probes after a pause."""
+
+    def __init__(
+        self,
+        *,
+        failure_ratio: float,
+        min_calls: int,
+        window: float,
+        cooldown: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failure_ratio = failure_ratio
+        self.min_calls = min_calls
+        self.window = window
+        self.cooldown = cooldown
+        self._clock = clock
+        self._outcomes: deque[tuple[float, bool]] = deque()
+        self.state = BreakerState.CLOSED
+        self._opened_at = 0.0
+        self._probing = False
+        self.transitions = 0
+
+    def allow(self) -> bool:
+        """Whether a call may go out now (in half-open, only one probe at a time)."""
+        if self.state is BreakerState.OPEN:
+            if self._clock() - self._opened_at < self.cooldown:
+                return False
+            self._move(BreakerState.HALF_OPEN)
+        if self.state is BreakerState.HALF_OPEN:
+            if self._probing:
+                return False
+            self._probing = True
+        return True
+
+    def record(self, success: bool) -> None:
+        now = self._clock()
+        if self.state is BreakerState.HALF_OPEN:
+            self._probing = False
+            if success:
+                self._outcomes.clear()
+                self._move(BreakerState.CLOSED)
+            else:
+                self._open(now)
+            return
+        self._outcomes.append((now, success))
+        while self._outcomes and now - self._outcomes[0][0] > self.window:
+            self._outcomes.popleft()
+        calls = len(self._outcomes)
+        failures = sum(1 for _, ok in self._outcomes if not ok)
+        if (
+            self.state is BreakerState.CLOSED
+            and calls >= self.min_calls
+            and failures >= self.failure_ratio * calls
+        ):
+            self._open(now)
+
+    def release_probe(self) -> None:
+        """A probe that ended without an outcome (e.g. cancelled) frees the slot."""
+        self._probing = False
+
+    def _open(self, now: float) -> None:
+        self._opened_at = now
+        self._outcomes.clear()
+        self._move(BreakerState.OPEN)
+
+    def _move(self, state: BreakerState) -> None:
+        if state is not self.state:
+            logger.warning("upstream circuit breaker %s -> %s", self.state.value, state.value)
+            self.state = state
+            self.transitions += 1
+
+
+class Resilience:
+    """The app-wide resilience state: one breaker, one concurrency cap, one retry policy."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.policy = RetryPolicy(
+            max_retries=settings.upstream_retries,
+            base_delay=settings.upstream_backoff_base,
+            max_delay=settings.upstream_backoff_max,
+        )
+        self.breaker = CircuitBreaker(
+            failure_ratio=settings.breaker_failure_ratio,
+            min_calls=settings.breaker_min_calls,
+            window=settings.breaker_window,
+            cooldown=settings.breaker_cooldown,
+        )
+        self.slots = asyncio.Semaphore(settings.upstream_concurrency)
+        self.rng = random.Random()
+        self.retries = 0

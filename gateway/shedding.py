@@ -1,0 +1,54 @@
+"""Load shedding: past a cap of operations in flight, answer 503 at once instead of queueing."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+_BODY = orjson.dumps(
+    {
+        "errors": [
+            {
+                "message": "The gateway is at capacity; retry shortly.",
+                "extensions": {"code": "OVERLOADED"},
+            }
+        ]
+    }
+)
+
+
+class LoadShedding:
+    """Pure ASGI middleware counting in-flight requests to `path`."""
+
+    def __init__(self, app: ASGIApp, *, path: str, limit: int, retry_after: int = 1) -> None:
+        self.app = app
+        self.path = path
+        self.limit = limit
+        self.retry_after = str(retry_after)
+        self.in_flight = 0
+        self.shed = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.shed += 1
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", self.retry_after.encode()),
+                        (b"content-length", str(len(_BODY)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _BODY})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
