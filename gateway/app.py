@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -14,24 +16,38 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.apq import MemoryDocumentStore
+from gateway.apq import DocumentStore, MemoryDocumentStore
 from gateway.execution import Executor
 from gateway.graphiql import graphiql_response, graphiql_routes
 from gateway.http import GraphQLEndpoint
+from gateway.metrics import Metrics, metrics_endpoint
+from gateway.resilience import BreakerState
+from gateway.response_cache import MemoryResponseCache, ResponseCache
 from gateway.settings import Settings
 from gateway.shedding import LoadShedding
-from gateway.upstream import OmsClient, UpstreamSession, open_http_client
+from gateway.tracing import Tracing
+from gateway.upstream import LIST_PATH, OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from schema import make_schema
 
+_BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
 
 class Runtime:
-    """What lives as long as the app: the settings and the one pooled upstream client."""
+    """What lives as long as the app: settings, the upstream client, stores, metrics."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracer_provider: Any = None) -> None:
         self.settings = settings
+        self.metrics = Metrics(multiprocess=settings.metrics_multiprocess)
+        self.tracing = Tracing(enabled=settings.tracing, provider=tracer_provider)
+        self.documents: DocumentStore = MemoryDocumentStore(settings.apq_cache_size)
+        self.responses: ResponseCache | None = None
+        if settings.response_cache_ttl > 0:
+            self.responses = MemoryResponseCache(settings.response_cache_size)
         self._client: OmsClient | None = None
+        self._redis: Any = None
+        self._ready: tuple[float, bool] = (float("-inf"), False)
 
     @property
     def client(self) -> OmsClient:
@@ -41,12 +57,30 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        async with open_http_client(self.settings) as http:
-            self._client = OmsClient(http, self.settings)
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(open_http_client(self.settings))
+            self._client = OmsClient(http, self.settings, self.metrics, self.tracing)
+            if self.settings.redis_url:
+                await stack.enter_async_context(self._open_redis())
             try:
                 yield
             finally:
                 self._client = None
+
+    @contextlib.asynccontextmanager
+    async def _open_redis(self) -> AsyncIterator[None]:
+        from redis.asyncio import Redis
+
+        from gateway.redis_stores import RedisDocumentStore, RedisResponseCache
+
+        redis = Redis.from_url(self.settings.redis_url, socket_timeout=1.0)
+        self.documents = RedisDocumentStore(redis, ttl=self.settings.apq_ttl)
+        if self.settings.response_cache_ttl > 0:
+            self.responses = RedisResponseCache(redis)
+        try:
+            yield
+        finally:
+            await redis.aclose()
 
     def authorization(self, request: Request) -> str | None:
         """The client's header as is; else the service token; else nothing (no call is made)."""
@@ -74,25 +108,64 @@ class Runtime:
             request_id=request_id,
         )
 
+    def refresh_gauges(self) -> None:
+        if self._client is not None:
+            state = self._client.resilience.breaker.state
+            self.metrics.breaker_state.set(_BREAKER_GAUGE[state])
 
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    async def upstream_reachable(self) -> bool:
+        """A cached probe: any HTTP answer (401 without a token is fine) means reachable."""
+        checked_at, ready = self._ready
+        if time.monotonic() - checked_at < self.settings.readiness_cache_seconds:
+            return ready
+        try:
+            await self.client.http.get(LIST_PATH, params={"limit": 1}, timeout=2.0)
+            ready = True
+        except httpx.HTTPError:
+            ready = False
+        self._ready = (time.monotonic(), ready)
+        return ready
 
 
-def create_app(settings: Settings) -> Starlette:
-    runtime = Runtime(settings)
+def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
+    runtime = Runtime(settings, tracer_provider)
     schema = make_schema()
     endpoint = GraphQLEndpoint(
         settings,
         Executor(schema._schema, settings),
-        MemoryDocumentStore(settings.apq_cache_size),
+        runtime.documents,
         runtime.context,
         lambda: graphiql_response(settings),
+        metrics=runtime.metrics,
+        tracing=runtime.tracing,
+        responses=runtime.responses,
     )
-    middleware = [
-        Middleware(LoadShedding, path="/graphql", limit=settings.max_inflight_operations),
-        Middleware(GZipMiddleware, minimum_size=settings.compression_min_size),
-    ]
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        breaker = runtime.client.resilience.breaker.state
+        reachable = await runtime.upstream_reachable()
+        ready = reachable and breaker is not BreakerState.OPEN
+        body = {"ready": ready, "upstream_reachable": reachable, "circuit_breaker": breaker.value}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with runtime.lifespan(app):
+            # Redis, when configured, replaces the in-process stores once it is connected.
+            endpoint.documents = runtime.documents
+            endpoint.responses = runtime.responses
+            yield
+
+    shedding = Middleware(
+        LoadShedding,
+        path="/graphql",
+        limit=settings.max_inflight_operations,
+        on_shed=runtime.metrics.shed.inc,
+    )
+    middleware = [shedding, Middleware(GZipMiddleware, minimum_size=settings.compression_min_size)]
     if settings.cors_origin_list:
         middleware.append(
             Middleware(
@@ -108,10 +181,12 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint(runtime.metrics, runtime.refresh_gauges)),
             *graphiql_routes(),
         ],
         middleware=middleware,
-        lifespan=runtime.lifespan,
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
     return app

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from graphql import ExecutionResult, GraphQLError
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -18,11 +20,16 @@ from starlette.types import Receive, Scope, Send
 from gateway.apq import DocumentStore, persisted_hash, resolve_query
 from gateway.execution import Executor, RequestError, is_query, request_error
 from gateway.graphql_errors import client_error
+from gateway.metrics import Metrics
+from gateway.response_cache import ResponseCache, cache_key
 from gateway.settings import Settings
+from gateway.tracing import Tracing
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+access_log = logging.getLogger("gateway.access")
 
 
 @dataclass(slots=True)
@@ -95,8 +102,20 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
+@dataclass(slots=True)
+class OperationRecord:
+    """What the access log and the metrics say about one request to /graphql."""
+
+    request_id: str
+    name: str | None = None
+    outcome: str = "ok"  # ok | partial | error | rejected
+    codes: list[str] = field(default_factory=list)
+    upstream_calls: int = 0
+    cache: str | None = None  # hit | miss when the response cache was consulted
+
+
 class GraphQLEndpoint:
-    """GET and POST /graphql: negotiation, APQ, execution, status codes, ETags."""
+    """GET and POST /graphql: negotiation, APQ, execution, status codes, ETags, caching."""
 
     def __init__(
         self,
@@ -105,12 +124,19 @@ class GraphQLEndpoint:
         documents: DocumentStore,
         make_context: Callable[[Request, str], Any],
         graphiql: Callable[[], Response],
+        *,
+        metrics: Metrics,
+        tracing: Tracing,
+        responses: ResponseCache | None = None,
     ) -> None:
         self.settings = settings
         self.executor = executor
         self.documents = documents
         self.make_context = make_context
         self.graphiql = graphiql
+        self.metrics = metrics
+        self.tracing = tracing
+        self.responses = responses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -129,16 +155,34 @@ class GraphQLEndpoint:
         media_type = negotiate(request.headers.get("accept"))
         if media_type is None:
             return self._plain(406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.", request_id)
+        record = OperationRecord(request_id)
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        parent = self.tracing.extract(request.headers)
+        try:
+            with self.tracing.span("graphql.operation", "SERVER", parent=parent) as span:
+                response = await self._answer(request, media_type, record)
+                if span is not None:
+                    span.set_attribute("graphql.operation.name", record.name or "")
+                    if record.outcome != "ok":
+                        self.tracing.fail(span, ",".join(record.codes) or record.outcome)
+        finally:
+            self.metrics.in_flight.dec()
+        self._observe(record, time.perf_counter() - started, response.status_code)
+        return response
+
+    async def _answer(self, request: Request, media_type: str, record: OperationRecord) -> Response:
         try:
             params = await self._params(request)
-            result = await self._run(request, params, request_id)
+            record.name = params.operation_name
+            status, content = await self._run(request, params, record)
         except RequestError as error:
-            failed = {"errors": [client_error(e, request_id) for e in error.errors]}
-            return self._respond(error.status, failed, media_type, request_id, request)
-        body: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            body["errors"] = [client_error(e, request_id) for e in result.errors]
-        return self._respond(200, body, media_type, request_id, request)
+            record.outcome = "rejected"
+            errors = [client_error(e, record.request_id) for e in error.errors]
+            record.codes = [e["extensions"]["code"] for e in errors]
+            content = orjson.dumps({"errors": errors})
+            status = error.status
+        return self._respond(status, content, media_type, record.request_id, request)
 
     async def _params(self, request: Request) -> GraphQLRequest:
         if request.method == "GET":
@@ -161,27 +205,51 @@ class GraphQLEndpoint:
         return parse_params(payload)
 
     async def _run(
-        self, request: Request, params: GraphQLRequest, request_id: str
-    ) -> ExecutionResult:
+        self, request: Request, params: GraphQLRequest, record: OperationRecord
+    ) -> tuple[int, bytes]:
         query = params.query
         digest = persisted_hash(params.extensions)
         if digest is not None:
             query = await resolve_query(self.documents, query, digest)
+            self.metrics.hit("apq", params.query is None)
         if query is None:
             raise request_error("No `query` in the request.", "BAD_REQUEST")
         prepared = self.executor.prepare(query)
         operation = prepared.operation(params.operation_name)
+        record.name = operation.name.value if operation.name else None
         if request.method == "GET" and not is_query(operation):
             raise request_error(
                 "Only queries can be sent with GET; use POST.", "METHOD_NOT_ALLOWED", 405
             )
-        context = self.make_context(request, request_id)
-        return await self.executor.execute(prepared, operation, params.variables, context)
+        context = self.make_context(request, record.request_id)
+        key = None
+        if self.responses is not None and (request.method == "GET" or digest is not None):
+            authorization = context.session.authorization
+            if authorization:
+                key = cache_key(authorization, query, params.variables, record.name)
+                cached = await self.responses.get(key)
+                record.cache = "hit" if cached is not None else "miss"
+                self.metrics.hit("response", cached is not None)
+                if cached is not None:
+                    return 200, cached
+        try:
+            result = await self.executor.execute(prepared, operation, params.variables, context)
+        finally:
+            record.upstream_calls = sum(context.session.calls.values())
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            errors = [client_error(e, record.request_id) for e in result.errors]
+            body["errors"] = errors
+            record.codes = [e["extensions"]["code"] for e in errors]
+            record.outcome = "partial" if result.data is not None else "error"
+        content = orjson.dumps(body)
+        if key is not None and not result.errors and self.responses is not None:
+            await self.responses.put(key, content, self.settings.response_cache_ttl)
+        return 200, content
 
     def _respond(
-        self, status: int, body: dict[str, Any], media_type: str, request_id: str, request: Request
+        self, status: int, content: bytes, media_type: str, request_id: str, request: Request
     ) -> Response:
-        content = orjson.dumps(body)
         headers = {"X-Request-ID": request_id, "Vary": "Accept, Accept-Encoding, Authorization"}
         if status == 405:
             headers["Allow"] = "POST"
@@ -205,6 +273,24 @@ class GraphQLEndpoint:
         error = client_error(GraphQLError(message, extensions={"code": code}), request_id)
         all_headers = {"X-Request-ID": request_id, **(headers or {})}
         return Response(orjson.dumps({"errors": [error]}), status, all_headers, media_type=JSON)
+
+    def _observe(self, record: OperationRecord, seconds: float, status: int) -> None:
+        label = self.metrics.operation_label(record.name)
+        self.metrics.operations.labels(label, record.outcome).inc()
+        self.metrics.operation_seconds.labels(label).observe(seconds)
+        access_log.info(
+            "operation",
+            extra={
+                "request_id": record.request_id,
+                "operation": record.name,
+                "duration_ms": round(seconds * 1000, 3),
+                "upstream_calls": record.upstream_calls,
+                "outcome": record.outcome,
+                "codes": record.codes,
+                "status": status,
+                "cache": record.cache,
+            },
+        )
 
 
 def _etags(header: str | None) -> set[str]:

@@ -63,6 +63,16 @@ class Settings:
     get_cache_max_age: int = 0  # seconds of `Cache-Control: private, max-age` for GET; 0: no-store
     apq_cache_size: int = 1000
     compression_min_size: int = 1024
+    # Operating it (see README "Deploying").
+    redis_url: str = ""  # shared APQ documents and response cache; empty: in-process stores
+    response_cache_ttl: float = 0.0  # seconds; 0 keeps the response cache off
+    response_cache_size: int = 1000  # entries of the in-process response cache
+    apq_ttl: int = 86400  # seconds a registered document lives in Redis
+    log_format: str = "json"  # json | text
+    tracing: bool = False  # OpenTelemetry spans (needs the `otel` extra)
+    readiness_cache_seconds: float = 5.0
+    workers: int = 1
+    metrics_multiprocess: bool = False
 
     def __post_init__(self) -> None:
         if self.token is not None and not isinstance(self.token, Secret):
@@ -71,7 +81,7 @@ class Settings:
             "upstream_max_limit", "max_page_size", "default_page_size", "max_tokens", "max_depth",
             "max_aliases", "max_directives", "max_upstream_calls", "max_ids", "max_body_bytes",
             "document_cache_size", "apq_cache_size", "upstream_concurrency",
-            "max_inflight_operations", "breaker_min_calls",
+            "max_inflight_operations", "breaker_min_calls", "response_cache_size", "workers",
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -89,6 +99,10 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.detail_concurrency < 1:
             raise ValueError("detail_concurrency must be at least 1")
+        if self.log_format not in ("json", "text"):
+            raise ValueError("log_format must be json or text")
+        if self.response_cache_ttl < 0:
+            raise ValueError("response_cache_ttl must not be negative")
         if self.env not in ("development", "production", "demo"):
             raise ValueError("env must be development, production or demo")
 

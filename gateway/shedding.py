@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -20,8 +22,17 @@ _BODY = orjson.dumps(
 class LoadShedding:
     """Pure ASGI middleware counting in-flight requests to `path`."""
 
-    def __init__(self, app: ASGIApp, *, path: str, limit: int, retry_after: int = 1) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        path: str,
+        limit: int,
+        retry_after: int = 1,
+        on_shed: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
+        self.on_shed = on_shed
         self.path = path
         self.limit = limit
         self.retry_after = str(retry_after)
@@ -34,6 +45,8 @@ class LoadShedding:
             return
         if self.in_flight >= self.limit:
             self.shed += 1
+            if self.on_shed is not None:
+                self.on_shed()
             await send(
                 {
                     "type": "http.response.start",

@@ -19,8 +19,10 @@ from gateway.errors import (
     error_for_status,
     error_for_transport,
 )
+from gateway.metrics import Metrics
 from gateway.resilience import RETRYABLE_STATUSES, Resilience, retry_after_seconds
 from gateway.settings import Settings
+from gateway.tracing import Tracing
 
 LIST_PATH = "/api/v1/oms/order_items/"
 SIMPLE_PATH = "/api/v1/oms/order_items/list-simple/"
@@ -64,10 +66,18 @@ def open_http_client(settings: Settings) -> httpx.AsyncClient:
 class OmsClient:
     """The upstream for the app's lifetime: the pooled client behind the resilience rules."""
 
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.http = http
         self.settings = settings
         self.resilience = Resilience(settings)
+        self.metrics = metrics or Metrics()
+        self.tracing = tracing or Tracing(enabled=False)
 
     async def get_json(
         self,
@@ -88,8 +98,10 @@ class OmsClient:
                     "The OMS API is failing; calls are paused for a moment (circuit open)."
                 )
             delay: float | None = None
+            if attempt > 1:
+                self.metrics.upstream_retries.labels(endpoint).inc()
             try:
-                response = await self._send(url, params, headers, deadline)
+                response = await self._attempt(url, endpoint, params, headers, deadline)
             except httpx.TransportError as exc:
                 breaker.record(False)
                 if attempt > policy.max_retries or not isinstance(exc, _RETRYABLE_TRANSPORT):
@@ -114,6 +126,39 @@ class OmsClient:
             resilience.retries += 1
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def _attempt(
+        self,
+        url: str,
+        endpoint: str,
+        params: Params | None,
+        headers: dict[str, str],
+        deadline: float,
+    ) -> httpx.Response:
+        """One measured, traced attempt; `traceparent` goes upstream with it."""
+        started = time.perf_counter()
+        status = "error"
+        with self.tracing.span("oms.request", "CLIENT", **{"http.route": endpoint}) as span:
+            self.tracing.inject(headers)
+            try:
+                response = await self._send(url, params, headers, deadline)
+                status = str(response.status_code)
+                if span is not None:
+                    span.set_attribute("http.response.status_code", response.status_code)
+                    if response.status_code >= 500:
+                        self.tracing.fail(span, status)
+                return response
+            except httpx.TimeoutException:
+                status = "timeout"
+                raise
+            except httpx.TransportError:
+                status = "transport_error"
+                raise
+            finally:
+                self.metrics.upstream_requests.labels(endpoint, status).inc()
+                self.metrics.upstream_seconds.labels(endpoint).observe(
+                    time.perf_counter() - started
+                )
 
     async def _send(
         self, url: str, params: Params | None, headers: dict[str, str], deadline: float
