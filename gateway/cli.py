@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import dataclasses
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import orjson
 import uvicorn
 
+from gateway.logs import configure_logging
 from gateway.settings import ENV_VARS, Secret, Settings
 
 DEMO_UPSTREAM_PORT_OFFSET = 1
@@ -39,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--upstream-read-timeout", type=float, help="seconds; env OMS_UPSTREAM_READ_TIMEOUT"
     )
+    serve.add_argument("--workers", type=int, help="worker processes (env OMS_WORKERS, default 1)")
+    serve.add_argument("--redis-url", help="shared APQ/response-cache store (env OMS_REDIS_URL)")
+    serve.add_argument("--log-format", choices=("json", "text"), help="env OMS_LOG_FORMAT")
 
     demo = commands.add_parser(
         "demo", help="run the gateway on the embedded fake OMS upstream, with GraphiQL"
@@ -57,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     names = (
         "upstream_url", "host", "port", "token", "env", "upstream_max_limit", "max_page_size",
-        "upstream_connect_timeout", "upstream_read_timeout",
+        "upstream_connect_timeout", "upstream_read_timeout", "workers", "redis_url", "log_format",
     )  # fmt: skip
     return Settings.from_env(environ, **{n: getattr(args, n, None) for n in names})
 
@@ -99,11 +106,48 @@ async def _run_demo(host: str, port: int) -> None:
     await asyncio.gather(upstream.serve(), gateway.serve())
 
 
+_SETTINGS_FOR_WORKERS = "OMS_GATEWAY_RESOLVED_SETTINGS"
+
+
+def _build_app(settings: Settings) -> Any:
+    from gateway.app import create_app
+    from gateway.tracing import configure_otlp_exporter
+
+    configure_logging(settings.log_format)
+    provider = configure_otlp_exporter() if settings.tracing else None
+    return create_app(settings, tracer_provider=provider)
+
+
+def worker_app() -> Any:
+    """The app factory each worker process calls (`--workers N`): this is its entry point."""
+    fields = orjson.loads(os.environ[_SETTINGS_FOR_WORKERS])
+    return _build_app(Settings(**fields))
+
+
+def _serve(settings: Settings) -> None:
+    if settings.workers == 1:
+        uvicorn.run(_build_app(settings), host=settings.host, port=settings.port, log_config=None)
+        return
+    # Workers are fresh processes: hand them the resolved settings, and let Prometheus sum
+    # their metrics through files in a shared directory.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="oms-gateway-metrics-")
+    settings = settings.replace(metrics_multiprocess=True)
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    os.environ[_SETTINGS_FOR_WORKERS] = orjson.dumps(fields).decode()
+    uvicorn.run(
+        "gateway.cli:worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+    )
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
     environ = os.environ if environ is None else environ
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "export-schema":
         from schema import schema
 
@@ -115,6 +159,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         uvicorn.run(create_fake_app(), host=args.host, port=args.port, log_level="warning")
         return 0
     if args.command == "demo":
+        configure_logging("text")
         asyncio.run(_run_demo(args.host, args.port))
         return 0
     try:
@@ -122,9 +167,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ValueError as exc:
         print(f"oms-gateway: {exc}", file=sys.stderr)
         return 2
-    from gateway.app import create_app
-
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    _serve(settings)
     return 0
 
 

@@ -37,8 +37,9 @@ class Metrics:
             ["operation"], buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.in_flight = Gauge(
-            "oms_gateway_operations_in_flight", "GraphQL operations being answered.", registry=r
-        )
+            "oms_gateway_operations_in_flight", "GraphQL operations being answered.",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.upstream_requests = Counter(
             "oms_gateway_upstream_requests", "Upstream attempts by endpoint and HTTP status "
             "(or the transport failure).", ["endpoint", "status"], registry=r,
@@ -53,7 +54,8 @@ class Metrics:
         )  # fmt: skip
         self.breaker_state = Gauge(
             "oms_gateway_circuit_breaker_state",
-            "Upstream circuit breaker: 0 closed, 1 half-open, 2 open.", registry=r,
+            "Upstream circuit breaker: 0 closed, 1 half-open, 2 open (the worst worker's).",
+            registry=r, multiprocess_mode="max",
         )  # fmt: skip
         self.cache = Counter(
             "oms_gateway_cache_requests", "Cache look-ups by cache and result.",
