@@ -55,6 +55,7 @@ class FakeOms:
     max_limit: int = 100
     calls: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
+    forwarded: list[dict[str, str]] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -69,11 +70,20 @@ class FakeOms:
         with self._lock:
             self.calls[endpoint] += 1
             self.log.append(f"{request.url.path}{query}")
+            # Headers a gateway should forward (never the token: tests must not store it).
+            self.forwarded.append(
+                {
+                    h: request.headers[h]
+                    for h in ("x-request-id", "traceparent")
+                    if h in request.headers
+                }
+            )
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
             self.log.clear()
+            self.forwarded.clear()
             self.faults = Faults()
             self.max_in_flight = self.in_flight
 
