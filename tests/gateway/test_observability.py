@@ -1,0 +1,227 @@
+"""Metrics, the access log, request ids, readiness and tracing, observed from outside."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from gateway.app import create_app
+from gateway.fake_upstream.app import DEMO_TOKEN, Faults
+from gateway.logs import JsonFormatter
+from gateway.settings import Settings
+from tests.conftest import AUTH, Gateway, free_port, serve
+
+METRIC_NAMES = [
+    "oms_gateway_operations_total",
+    "oms_gateway_operation_duration_seconds_bucket",
+    "oms_gateway_operations_in_flight",
+    "oms_gateway_upstream_requests_total",
+    "oms_gateway_upstream_duration_seconds_bucket",
+    "oms_gateway_upstream_retries_total",
+    "oms_gateway_circuit_breaker_state",
+    "oms_gateway_cache_requests_total",
+    "oms_gateway_shed_requests_total",
+]
+
+
+def metrics_text(gateway: Gateway) -> str:
+    response = gateway.client.get(f"{gateway.url}/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_operations_upstream_calls_and_retries(make_gateway, upstream):
+    gateway = make_gateway()
+    gateway.data("query Slim { orderItems(first: 3) { nodes { id } } }")
+    gateway.data("query Slim { orderItems(first: 3) { nodes { id } } }")
+    upstream.fake.faults = Faults(kind="status", status=503, retry_after="0", rate=1.0)
+    gateway.query("query One { orderItem(id: 2) { id } }")
+    text = metrics_text(gateway)
+    for name in METRIC_NAMES:
+        assert name in text, name
+    assert sample(text, "oms_gateway_operations_total", operation="Slim", outcome="ok") == 2
+    # data is {"orderItem": null} with an error: a partial answer
+    assert sample(text, "oms_gateway_operations_total", operation="One", outcome="partial") == 1
+    endpoint = "/api/v1/oms/order_items/{id}/"
+    assert sample(text, "oms_gateway_upstream_requests_total", endpoint=endpoint, status="503") == 3
+    assert sample(text, "oms_gateway_upstream_retries_total", endpoint=endpoint) == 2
+    assert sample(text, "oms_gateway_circuit_breaker_state") == 0
+
+
+def test_metric_labels_stay_bounded_and_carry_no_secrets(make_gateway):
+    gateway = make_gateway()
+    for i in range(205):
+        gateway.query(f"query Op{i} {{ __typename }}")
+    gateway.query(
+        "query Secret { orderItem(id: 1) { id } }", headers={"Authorization": "Token tkn-zz9"}
+    )
+    text = metrics_text(gateway)
+    names = {
+        line.split('operation="', 1)[1].split('"', 1)[0]
+        for line in text.splitlines()
+        if line.startswith("oms_gateway_operations_total{")
+    }
+    assert "other" in names and len(names) <= 201
+    assert "tkn-zz9" not in text and "orderItem(id" not in text
+
+
+def test_apq_hits_and_misses_are_counted(make_gateway):
+    import hashlib
+
+    gateway = make_gateway()
+    query = "{ orderItem(id: 1) { id } }"
+    digest = hashlib.sha256(query.encode()).hexdigest()
+    ext = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    gateway.client.post(
+        f"{gateway.url}/graphql", json={"query": query, "extensions": ext}, headers=AUTH
+    )
+    gateway.client.post(f"{gateway.url}/graphql", json={"extensions": ext}, headers=AUTH)
+    text = metrics_text(gateway)
+    assert sample(text, "oms_gateway_cache_requests_total", cache="apq", result="hit") == 1
+    assert sample(text, "oms_gateway_cache_requests_total", cache="apq", result="miss") == 1
+
+
+def test_access_log_line_per_operation_without_tokens(make_gateway, caplog):
+    gateway = make_gateway()
+    caplog.set_level(logging.INFO)
+    response = gateway.post(
+        "query Named { orderItems(first: 2) { nodes { id } } }",
+        headers={**AUTH, "X-Request-ID": "req-123"},
+    )
+    gateway.post("{ orderItem(id: 1) { id } }", headers={"Authorization": "Token leaky-77"})
+    assert response.headers["x-request-id"] == "req-123"
+    lines = [r for r in caplog.records if r.name == "gateway.access"]
+    named = next(r for r in lines if r.request_id == "req-123")
+    assert named.operation == "Named" and named.outcome == "ok" and named.upstream_calls == 1
+    assert named.duration_ms > 0 and named.status == 200
+    assert any(r.codes == ["UNAUTHENTICATED"] for r in lines)
+    formatter = JsonFormatter()
+    rendered = "\n".join(formatter.format(r) for r in caplog.records)
+    assert DEMO_TOKEN not in rendered and "leaky-77" not in rendered
+    assert json.loads(formatter.format(named))["request_id"] == "req-123"
+
+
+def test_request_id_is_generated_returned_and_forwarded(gateway, upstream):
+    response = gateway.post("{ orderItem(id: 3) { id } }")
+    generated = response.headers["x-request-id"]
+    assert len(generated) >= 16
+    assert upstream.fake.forwarded[-1]["x-request-id"] == generated
+    bad = gateway.post(
+        "{ orderItem(id: 4) { id } }", headers={**AUTH, "X-Request-ID": "bad id\twith tab"}
+    )
+    assert bad.headers["x-request-id"] != "bad id\twith tab"
+
+
+def test_health_and_readiness(make_gateway, http):
+    gateway = make_gateway()
+    assert http.get(f"{gateway.url}/healthz").status_code == 200
+    ready = http.get(f"{gateway.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    down = make_gateway(upstream_url=f"http://127.0.0.1:{free_port()}")
+    not_ready = http.get(f"{down.url}/readyz")
+    assert not_ready.status_code == 503 and not_ready.json()["upstream_reachable"] is False
+
+
+def test_readiness_fails_while_the_breaker_is_open(make_gateway, upstream, http):
+    gateway = make_gateway(breaker_min_calls=2, breaker_cooldown=30, upstream_retries=0)
+    upstream.fake.faults = Faults(kind="status", status=500)
+    for i in range(3):
+        gateway.query(f"{{ orderItem(id: {i + 1}) {{ id }} }}")
+    body = http.get(f"{gateway.url}/readyz").json()
+    assert body["circuit_breaker"] == "open" and body["ready"] is False
+    assert sample(metrics_text(gateway), "oms_gateway_circuit_breaker_state") == 2
+
+
+def test_spans_per_operation_and_upstream_call_with_traceparent(upstream, http):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = create_app(Settings(upstream_url=upstream.url, tracing=True), tracer_provider=provider)
+    with serve(app) as url:
+        response = http.post(
+            f"{url}/graphql",
+            json={
+                "query": "query T { orderItem(id: 1) { id } orderItems(first: 2) { nodes { id } } }"
+            },
+            headers=AUTH,
+        )
+    assert response.status_code == 200
+    spans = exporter.get_finished_spans()
+    operation = next(s for s in spans if s.name == "graphql.operation")
+    calls = [s for s in spans if s.name == "oms.request"]
+    assert len(calls) == 2
+    assert all(
+        s.parent is not None and s.parent.span_id == operation.context.span_id for s in calls
+    )
+    assert operation.attributes["graphql.operation.name"] == "T"
+    trace_id = f"{operation.context.trace_id:032x}"
+    parents = [f.get("traceparent", "") for f in upstream.fake.forwarded]
+    assert len(parents) == 2 and all(trace_id in p for p in parents)
+
+
+def test_incoming_traceparent_continues_the_trace(upstream, http):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = create_app(Settings(upstream_url=upstream.url, tracing=True), tracer_provider=provider)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with serve(app) as url:
+        http.post(
+            f"{url}/graphql",
+            json={"query": "{ orderItem(id: 1) { id } }"},
+            headers={**AUTH, "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        )
+    operation = next(s for s in exporter.get_finished_spans() if s.name == "graphql.operation")
+    assert f"{operation.context.trace_id:032x}" == trace_id
+
+
+def test_gateway_runs_unchanged_without_the_otel_extra(upstream):
+    script = f"""
+import sys
+sys.modules["opentelemetry"] = None  # as if the extra were not installed
+import httpx
+from tests.conftest import serve, AUTH
+from gateway.app import create_app
+from gateway.settings import Settings
+with serve(create_app(Settings(upstream_url={upstream.url!r}, tracing=True))) as url:
+    r = httpx.post(url + "/graphql", json={{"query": "{{ orderItem(id: 1) {{ price }} }}"}}, headers=AUTH)
+    print(r.json()["data"]["orderItem"]["price"])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "599.99"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_log_formats(fmt, capsys):
+    from gateway.logs import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(fmt)
+        logging.getLogger("gateway.access").info("operation", extra={"request_id": "r-1"})
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    if fmt == "json":
+        assert json.loads(out)["request_id"] == "r-1"
+    else:
+        assert "gateway.access operation" in out
