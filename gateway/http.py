@@ -140,7 +140,22 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        response = await self.handle(request)
+        try:
+            response = await self.handle(request)
+        except Exception:
+            # A gateway bug, never the client's or the upstream's doing: log it, mask it.
+            request_id = request_id_of(request.headers)
+            access_log.exception("unhandled error (request %s)", request_id)
+            error = {
+                "message": "Internal error.",
+                "extensions": {"code": "INTERNAL_ERROR", "requestId": request_id},
+            }
+            response = Response(
+                orjson.dumps({"errors": [error]}),
+                500,
+                {"X-Request-ID": request_id},
+                media_type=JSON,
+            )
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
