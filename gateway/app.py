@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from brotli_asgi import BrotliMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -165,7 +165,11 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
         limit=settings.max_inflight_operations,
         on_shed=runtime.metrics.shed.inc,
     )
-    middleware = [shedding, Middleware(GZipMiddleware, minimum_size=settings.compression_min_size)]
+    # Brotli when the client accepts it, else gzip; both only above the minimum size.
+    compression = Middleware(
+        BrotliMiddleware, minimum_size=settings.compression_min_size, quality=4, gzip_fallback=True
+    )
+    middleware = [shedding, compression]
     if settings.cors_origin_list:
         middleware.append(
             Middleware(

@@ -1,0 +1,50 @@
+"""Compression for slow links: brotli or gzip by Accept-Encoding, only above a minimum size."""
+
+from __future__ import annotations
+
+import brotli
+import httpx
+import pytest
+
+from tests.conftest import AUTH
+
+LIST = {"query": "{ orderItems(first: 50) { nodes { id price product { name } } } }"}
+SMALL = {"query": "{ orderItem(id: 1) { id } }"}
+
+
+def raw_get(gateway, params, encoding):
+    # httpx would decode on its own; read the bytes as they crossed the wire.
+    with httpx.Client(trust_env=False) as client:
+        with client.stream(
+            "GET", f"{gateway.url}/graphql", params=params,
+            headers={**AUTH, "Accept-Encoding": encoding},
+        ) as response:  # fmt: skip
+            return response, b"".join(response.iter_raw())
+
+
+@pytest.mark.parametrize(
+    ("accept", "encoding"), [("br", "br"), ("gzip", "gzip"), ("gzip, br", "br")]
+)
+def test_large_responses_are_compressed(gateway, accept, encoding):
+    plain, plain_body = raw_get(gateway, LIST, "identity")
+    packed, packed_body = raw_get(gateway, LIST, accept)
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == encoding
+    decoded = (
+        brotli.decompress(packed_body)
+        if encoding == "br"
+        else __import__("gzip").decompress(packed_body)
+    )
+    assert decoded == plain_body
+    assert len(packed_body) * 3 < len(plain_body)
+
+
+def test_small_responses_are_sent_as_they_are(gateway):
+    response, _ = raw_get(gateway, SMALL, "gzip, br")
+    assert "content-encoding" not in response.headers
+
+
+def test_minimum_size_is_a_setting(make_gateway):
+    gateway = make_gateway(compression_min_size=10)
+    response, _ = raw_get(gateway, SMALL, "br")
+    assert response.headers["content-encoding"] == "br"
