@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import strawberry
-from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.query import Query
@@ -20,15 +18,10 @@ def read_field(source: Any, name: str) -> Any:
     return getattr(source, name)
 
 
-class Schema(strawberry.Schema):
-    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
-        """Errors are logged once, where they are turned into client errors (with masking)."""
-
-
-def make_schema(extensions: Sequence[type[SchemaExtension] | SchemaExtension] = ()) -> Schema:
-    return Schema(
+def make_schema() -> strawberry.Schema:
+    """The schema; the gateway executes it with graphql-core directly (gateway/execution.py)."""
+    return strawberry.Schema(
         query=Query,
-        extensions=list(extensions),  # type: ignore[arg-type]
         config=StrawberryConfig(default_resolver=read_field, scalar_map=SCALAR_MAP),
     )
 
