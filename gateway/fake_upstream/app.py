@@ -35,14 +35,31 @@ class Faults:
     hang: float = 30.0  # seconds a "hang" lasts before answering normally
     endpoints: frozenset[str] = frozenset()  # list | list-simple | detail; empty means all
     seed: int = 1
+    times: int | None = None  # at most this many calls get the fault (None: no cap)
+    # Decide by (seed, path and query, how often that was called) instead of one shared sequence,
+    # so concurrent clients asking for distinct paths meet the same faults on every run.
+    per_path: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self.injected = 0
 
-    def hits(self, endpoint: str) -> bool:
+    def hits(self, endpoint: str, path: str = "") -> bool:
         if self.kind is None or (self.endpoints and endpoint not in self.endpoints):
             return False
-        return self._rng.random() < self.rate
+        with self._lock:
+            if self.times is not None and self.injected >= self.times:
+                return False
+            if self.per_path:
+                self._seen[path] += 1
+                draw = random.Random(f"{self.seed}:{path}:{self._seen[path]}").random()
+            else:
+                draw = self._rng.random()
+            hit = draw < self.rate
+            self.injected += hit
+            return hit
 
 
 @dataclass
@@ -204,7 +221,7 @@ def create_fake_app(fake: FakeOms | None = None) -> Starlette:
                 faults = fake.faults
                 if faults.latency:
                     await asyncio.sleep(faults.latency)
-                if faults.hits(name):
+                if faults.hits(name, request.url.path + "?" + request.url.query):
                     return await _faulty(faults, handler, request)
                 return handler(request)
             finally:

@@ -1,0 +1,175 @@
+"""Fault injection: every upstream fault gets its exact code, in bounded time, then recovery.
+
+Each case runs on a fresh gateway (the circuit breaker is per app), against the shared fake OMS
+whose `faults` knob makes calls misbehave; clearing the knob must bring the same query back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from gateway.fake_upstream.app import FakeOms, Faults, create_fake_app
+from tests.conftest import AUTH, free_port
+
+DETAIL = "{ orderItem(id: 2) { id price } }"
+LIST = "{ orderItems(first: 3) { nodes { id } } }"
+EXPECTED = {
+    DETAIL: {"orderItem": {"id": "2", "price": "415.43"}},
+    LIST: {"orderItems": {"nodes": [{"id": "1"}, {"id": "2"}, {"id": "3"}]}},
+}
+ENDPOINT = {DETAIL: "detail", LIST: "list-simple"}
+
+
+@contextlib.contextmanager
+def serve_on(app, port):
+    """Like conftest's `serve`, on a port chosen beforehand (to start a server late)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def timed(gateway, query, **kw):
+    started = time.perf_counter()
+    response = gateway.post(query, **kw)
+    return response, time.perf_counter() - started
+
+
+def the_error(response):
+    """The single error of a failed root field; the gateway itself must not fail (no 5xx)."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["data"] is None or all(v is None for v in body["data"].values()), body
+    [error] = body["errors"]
+    return error
+
+
+def assert_recovers(gateway, upstream, query, **kw):
+    upstream.fake.faults = Faults()
+    response = gateway.post(query, **kw)
+    assert response.status_code == 200
+    assert response.json() == {"data": EXPECTED[query]}
+
+
+# (faults, gateway settings, code, upstream status, attempts per operation, max seconds)
+CASES = {
+    "500": (Faults(kind="status", status=500), {}, "UPSTREAM_ERROR", 500, 1, 1.0),
+    "502": (Faults(kind="status", status=502), {}, "UPSTREAM_ERROR", 502, 3, 1.5),
+    "503 Retry-After 1": (
+        Faults(kind="status", status=503, retry_after="1"),
+        {},
+        "UPSTREAM_ERROR",
+        503,
+        3,
+        3.0,
+    ),
+    "429": (Faults(kind="status", status=429, retry_after="0"), {}, "UPSTREAM_ERROR", 429, 3, 1.5),
+    "403": (Faults(kind="status", status=403), {}, "FORBIDDEN", 403, 1, 1.0),
+    "hang past the read timeout": (
+        Faults(kind="hang", hang=2.0),
+        {"upstream_read_timeout": 0.3},
+        "UPSTREAM_TIMEOUT",
+        None,
+        1,
+        1.2,
+    ),
+    "malformed JSON": (Faults(kind="malformed"), {}, "UPSTREAM_BAD_RESPONSE", None, 1, 1.0),
+    "truncated JSON": (Faults(kind="truncated"), {}, "UPSTREAM_BAD_RESPONSE", None, 1, 1.0),
+    "mis-shaped JSON": (Faults(kind="misshaped"), {}, "UPSTREAM_BAD_RESPONSE", None, 1, 1.0),
+    "wrong content type": (Faults(kind="content_type"), {}, "UPSTREAM_BAD_RESPONSE", None, 1, 1.0),
+}
+
+
+@pytest.mark.parametrize("query", [DETAIL, LIST], ids=["detail", "list"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_fault_gets_its_code_in_bounded_time_then_recovers(make_gateway, upstream, case, query):
+    faults, settings, code, status, attempts, bound = CASES[case]
+    gateway = make_gateway(**settings)
+    upstream.fake.faults = faults
+    response, seconds = timed(gateway, query)
+    error = the_error(response)
+    assert error["extensions"]["code"] == code
+    assert error["extensions"].get("upstreamStatus") == status
+    assert upstream.calls(ENDPOINT[query]) == attempts
+    assert seconds < bound
+    if faults.retry_after == "1":
+        assert seconds >= 2.0  # two retries, each after the one second the upstream asked for
+    text = response.text
+    assert "Injected" not in text and "Bad Gateway" not in text and "Traceback" not in text
+    assert_recovers(gateway, upstream, query)
+
+
+@pytest.mark.parametrize("query", [DETAIL, LIST], ids=["detail", "list"])
+def test_latency_is_waited_for_not_failed(make_gateway, upstream, query):
+    gateway = make_gateway()
+    upstream.fake.faults = Faults(latency=0.4)
+    response, seconds = timed(gateway, query)
+    assert response.status_code == 200
+    assert response.json() == {"data": EXPECTED[query]}
+    assert 0.4 <= seconds < 2.0
+    upstream.fake.faults = Faults()
+    _, fast = timed(gateway, query)
+    assert fast < 0.3
+
+
+@pytest.mark.parametrize("query", [DETAIL, LIST], ids=["detail", "list"])
+def test_rejected_token_is_unauthenticated_then_a_good_token_works(make_gateway, upstream, query):
+    gateway = make_gateway()
+    response, seconds = timed(gateway, query, headers={"Authorization": "Token revoked-1234"})
+    error = the_error(response)
+    assert error["extensions"] == {"code": "UNAUTHENTICATED", "upstreamStatus": 401}
+    assert upstream.calls() == 1  # a 401 is never retried
+    assert seconds < 1.0
+    assert "revoked-1234" not in response.text
+    assert_recovers(gateway, upstream, query, headers=AUTH)
+
+
+@pytest.mark.parametrize("query", [DETAIL, LIST], ids=["detail", "list"])
+def test_connection_refused_is_unavailable_then_recovers_when_the_oms_starts(make_gateway, query):
+    port = free_port()
+    gateway = make_gateway(upstream_url=f"http://127.0.0.1:{port}")
+    response, seconds = timed(gateway, query)
+    error = the_error(response)
+    assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
+    assert str(port) not in error["message"]
+    assert seconds < 2.0
+    fake = FakeOms()
+    with serve_on(create_fake_app(fake), port):
+        response = gateway.post(query)
+        assert response.json() == {"data": EXPECTED[query]}
+        assert sum(fake.calls.values()) == 1
+
+
+def test_a_fault_on_some_calls_fails_only_what_depends_on_them(make_gateway, upstream):
+    gateway = make_gateway(upstream_retries=0)
+    upstream.fake.faults = Faults(kind="status", status=500, endpoints=frozenset({"list-simple"}))
+    query = "{ one: orderItem(id: 2) { id price } many: orderItemsByIds(ids: [4, 5]) { id } }"
+    assert gateway.data(query) == {
+        "one": {"id": "2", "price": "415.43"},
+        "many": [{"id": "4"}, {"id": "5"}],
+    }
+    body = gateway.query("{ orderItem(id: 2) { id } " + LIST[1:])
+    assert body["data"] is None  # orderItems is non-null, so its failure nulls all of data
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UPSTREAM_ERROR"]
+
+
+def test_faults_stop_after_times(make_gateway, upstream):
+    # The fake's `times` knob (used by the retry tests): only the first call gets the fault.
+    gateway = make_gateway()
+    upstream.fake.faults = Faults(kind="status", status=503, retry_after="0", times=1)
+    assert gateway.data(DETAIL) == EXPECTED[DETAIL]
+    assert upstream.calls("detail") == 2
