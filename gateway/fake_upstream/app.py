@@ -54,12 +54,16 @@ class Faults:
                 return False
             if self.per_path:
                 self._seen[path] += 1
-                draw = random.Random(f"{self.seed}:{path}:{self._seen[path]}").random()
+                draw = self.draw(path, self._seen[path])
             else:
                 draw = self._rng.random()
             hit = draw < self.rate
             self.injected += hit
             return hit
+
+    def draw(self, path: str, nth: int) -> float:
+        """With `per_path`, the draw for the `nth` call of `path` (a hit when below `rate`)."""
+        return random.Random(f"{self.seed}:{path}:{nth}").random()
 
 
 @dataclass

@@ -1,0 +1,426 @@
+"""Retries, Retry-After, deadlines, the circuit breaker, the concurrency cap and load shedding."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from gateway.fake_upstream.app import Faults
+from gateway.resilience import BreakerState, CircuitBreaker, RetryPolicy, retry_after_seconds
+from tests.conftest import AUTH
+
+DETAIL = "{ orderItem(id: 2) { id } }"
+DETAIL_PATH = "/api/v1/oms/order_items/{}/"
+
+
+def timed(gateway, query, **kw):
+    started = time.perf_counter()
+    response = gateway.post(query, **kw)
+    return response, time.perf_counter() - started
+
+
+def error_of(response):
+    assert response.status_code == 200, response.text
+    [error] = response.json()["errors"]
+    return error
+
+
+def concurrently(url, bodies, headers=AUTH, timeout=30.0):
+    """POST each body from its own thread and client, all released at once; keeps the order."""
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body):
+        with httpx.Client(timeout=timeout, trust_env=False) as client:
+            barrier.wait(timeout=10)
+            started = time.perf_counter()
+            response = client.post(f"{url}/graphql", json=body, headers=headers)
+            return response, time.perf_counter() - started
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+def test_twenty_percent_503s_become_over_99_percent_success(make_gateway, upstream):
+    """300 operations from 4 clients against 20% injected 503s, with the default retry policy.
+
+    The fake decides each call from (seed, path, attempt number), so the fault schedule is the
+    same on every run however the clients interleave, and the expected outcome can be computed:
+    an operation fails only when all three of its attempts (1 + 2 retries) meet a 503.
+    """
+    gateway = make_gateway()
+    faults = Faults(kind="status", status=503, retry_after="0", rate=0.2, per_path=True)
+    upstream.fake.faults = faults
+    ids = list(range(1, 301))
+
+    def run(chunk):
+        results = []
+        with httpx.Client(timeout=30, trust_env=False) as client:
+            for item_id in chunk:
+                started = time.perf_counter()
+                response = client.post(
+                    f"{gateway.url}/graphql",
+                    json={"query": f"{{ orderItem(id: {item_id}) {{ id }} }}"},
+                    headers=AUTH,
+                )
+                results.append((item_id, response, time.perf_counter() - started))
+        return results
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        results = [r for chunk in pool.map(run, [ids[k::4] for k in range(4)]) for r in chunk]
+    wall = time.perf_counter() - started
+
+    assert all(response.status_code == 200 for _, response, _ in results)
+    failed = {i for i, response, _ in results if "errors" in response.json()}
+    for item_id, response, _ in results:
+        body = response.json()
+        if item_id in failed:
+            assert body["errors"][0]["extensions"] == {
+                "code": "UPSTREAM_ERROR",
+                "upstreamStatus": 503,
+            }
+        else:
+            assert body == {"data": {"orderItem": {"id": str(item_id)}}}
+
+    def hit(item_id, attempt):
+        return faults.draw(DETAIL_PATH.format(item_id) + "?", attempt) < faults.rate
+
+    expected_failed = {i for i in ids if all(hit(i, a) for a in (1, 2, 3))}
+    expected_calls = sum(next((a for a in (1, 2, 3) if not hit(i, a)), 3) for i in ids)
+    assert failed == expected_failed
+    assert upstream.calls("detail") == expected_calls > 300  # the retries happened
+    success = 1 - len(failed) / len(ids)
+    latencies = sorted(seconds for _, _, seconds in results)
+    p99 = latencies[int(0.99 * len(latencies)) - 1]
+    print(
+        f"\n20% 503s: {len(ids) - len(failed)}/{len(ids)} succeeded ({success:.2%}), "
+        f"{expected_calls} upstream calls, {faults.injected} injected 503s, "
+        f"p99 {p99 * 1000:.0f} ms, wall {wall:.2f} s"
+    )
+    assert success > 0.99
+    assert p99 < 1.0
+
+
+@pytest.mark.parametrize(
+    ("faults", "query", "code", "calls"),
+    [
+        (Faults(kind="status", status=400), DETAIL, "UPSTREAM_ERROR", 1),
+        (None, "{ orderItem(id: 999999) { id } }", None, 1),  # 404: a null, never retried
+        (Faults(kind="status", status=401), DETAIL, "UNAUTHENTICATED", 1),
+        (Faults(kind="status", status=403), DETAIL, "FORBIDDEN", 1),
+        (Faults(kind="status", status=422), DETAIL, "UPSTREAM_ERROR", 1),
+        (Faults(kind="status", status=500), DETAIL, "UPSTREAM_ERROR", 1),
+        (Faults(kind="status", status=429, retry_after="0"), DETAIL, "UPSTREAM_ERROR", 3),
+        (Faults(kind="status", status=503, retry_after="0"), DETAIL, "UPSTREAM_ERROR", 3),
+        (Faults(kind="status", status=504), DETAIL, "UPSTREAM_ERROR", 3),
+    ],
+    ids=["400", "404", "401", "403", "422", "500", "429", "503", "504"],
+)
+def test_which_statuses_are_retried(make_gateway, upstream, faults, query, code, calls):
+    gateway = make_gateway()
+    if faults is not None:
+        upstream.fake.faults = faults
+    body = gateway.query(query)
+    if code is None:
+        assert body == {"data": {"orderItem": None}}
+    else:
+        assert body["errors"][0]["extensions"]["code"] == code
+    assert upstream.calls("detail") == calls
+
+
+def test_retry_after_seconds_is_honoured(make_gateway, upstream):
+    gateway = make_gateway()
+    upstream.fake.faults = Faults(kind="status", status=503, retry_after="1", times=1)
+    response, seconds = timed(gateway, DETAIL)
+    assert response.json() == {"data": {"orderItem": {"id": "2"}}}
+    assert upstream.calls("detail") == 2
+    assert 0.95 <= seconds < 1.6
+
+
+def test_retry_after_http_date_is_honoured(make_gateway, upstream):
+    gateway = make_gateway()
+    when = email.utils.formatdate(time.time() + 2, usegmt=True)  # 1 to 2 s away (whole seconds)
+    upstream.fake.faults = Faults(kind="status", status=503, retry_after=when, times=1)
+    response, seconds = timed(gateway, DETAIL)
+    assert response.json() == {"data": {"orderItem": {"id": "2"}}}
+    assert upstream.calls("detail") == 2
+    assert 0.9 <= seconds < 2.6
+
+
+def test_retry_after_beyond_the_deadline_gives_up_at_once(make_gateway, upstream):
+    gateway = make_gateway(operation_timeout=2.0)
+    upstream.fake.faults = Faults(kind="status", status=503, retry_after="5")
+    response, seconds = timed(gateway, DETAIL)
+    assert error_of(response)["extensions"] == {"code": "UPSTREAM_ERROR", "upstreamStatus": 503}
+    assert upstream.calls("detail") == 1
+    assert seconds < 0.5
+
+
+def test_retries_stop_at_the_operation_deadline(make_gateway, upstream):
+    gateway = make_gateway(
+        operation_timeout=0.6,
+        upstream_retries=100,
+        upstream_backoff_base=0.1,
+        upstream_backoff_max=0.1,
+        breaker_min_calls=1000,  # keep the breaker out of this
+    )
+    upstream.fake.faults = Faults(kind="status", status=503)
+    response, seconds = timed(gateway, DETAIL)
+    # The last 503 when the next wait would pass the deadline; a timeout when the last attempt
+    # started with only a sliver of the deadline left. Either way it ends at the deadline.
+    assert error_of(response)["extensions"] in (
+        {"code": "UPSTREAM_ERROR", "upstreamStatus": 503},
+        {"code": "UPSTREAM_TIMEOUT"},
+    )
+    assert 0.4 <= seconds < 1.0
+    assert 3 <= upstream.calls("detail") < 100
+
+
+def test_a_hang_is_cut_at_the_operation_deadline(make_gateway, upstream):
+    gateway = make_gateway(operation_timeout=0.5, upstream_read_timeout=5.0)
+    upstream.fake.faults = Faults(kind="hang", hang=2.0)
+    response, seconds = timed(gateway, DETAIL)
+    assert error_of(response)["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+    assert 0.45 <= seconds < 1.0
+    assert upstream.calls("detail") == 1
+
+
+def test_the_deadline_covers_the_retries(make_gateway, upstream):
+    # Each attempt takes 0.3 s and fails with a retryable 503: the retry gets only what is left
+    # of the 0.5 s operation, not a fresh read timeout.
+    gateway = make_gateway(operation_timeout=0.5, breaker_min_calls=1000)
+    upstream.fake.faults = Faults(kind="status", status=503, retry_after="0", latency=0.3)
+    response, seconds = timed(gateway, DETAIL)
+    assert error_of(response)["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+    assert 0.45 <= seconds < 0.9
+    assert upstream.calls("detail") == 2
+
+
+# --- circuit breaker -------------------------------------------------------------------------
+
+BREAKER = dict(
+    breaker_min_calls=4,
+    breaker_failure_ratio=0.5,
+    breaker_window=10.0,
+    breaker_cooldown=0.5,
+    upstream_retries=0,
+)
+
+
+def test_breaker_opens_fails_fast_probes_and_closes(make_gateway, upstream, http):
+    gateway = make_gateway(**BREAKER)
+    upstream.fake.faults = Faults(kind="status", status=500)
+    for _ in range(4):
+        assert error_of(gateway.post(DETAIL))["extensions"]["code"] == "UPSTREAM_ERROR"
+    opened = time.monotonic()
+    assert upstream.calls("detail") == 4
+
+    for _ in range(5):  # open: fail fast, no call reaches the OMS
+        response, seconds = timed(gateway, DETAIL)
+        assert error_of(response)["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
+        assert seconds < 0.2
+    assert time.monotonic() - opened < 0.5, "too slow to observe the open state"
+    assert upstream.calls("detail") == 4
+    ready = http.get(f"{gateway.url}/readyz")  # its own reachability probe is a list call
+    assert ready.status_code == 503 and ready.json()["circuit_breaker"] == "open"
+
+    time.sleep(0.6)  # half-open: one probe goes out and fails, so it opens again
+    assert error_of(gateway.post(DETAIL))["extensions"]["code"] == "UPSTREAM_ERROR"
+    assert upstream.calls("detail") == 5
+    assert error_of(gateway.post(DETAIL))["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert upstream.calls("detail") == 5
+
+    time.sleep(0.6)  # half-open again; the OMS has recovered: the probe closes the breaker
+    upstream.fake.faults = Faults()
+    assert gateway.data(DETAIL) == {"orderItem": {"id": "2"}}
+    assert upstream.calls("detail") == 6
+    assert gateway.data("{ orderItem(id: 3) { id } }") == {"orderItem": {"id": "3"}}
+    assert upstream.calls("detail") == 7
+    assert http.get(f"{gateway.url}/readyz").json()["circuit_breaker"] == "closed"
+
+
+def test_breaker_stays_closed_below_the_failure_ratio(make_gateway, upstream):
+    gateway = make_gateway(**{**BREAKER, "breaker_failure_ratio": 0.6})
+    for item_id in range(1, 11):  # every other call fails: never 60% of the calls
+        upstream.fake.faults = Faults() if item_id % 2 else Faults(kind="status", status=500)
+        gateway.post(f"{{ orderItem(id: {item_id}) {{ id }} }}")
+    upstream.fake.faults = Faults()
+    assert gateway.data(DETAIL) == {"orderItem": {"id": "2"}}
+    assert upstream.calls() == 11
+
+
+def test_half_open_lets_exactly_one_probe_through(make_gateway, upstream):
+    gateway = make_gateway(**BREAKER)
+    upstream.fake.faults = Faults(kind="status", status=500)
+    for _ in range(4):
+        gateway.post(DETAIL)
+    assert upstream.calls() == 4
+    time.sleep(0.6)
+    upstream.fake.faults = Faults(latency=0.4)  # healthy but slow: the probe takes a while
+    bodies = [{"query": f"{{ orderItem(id: {i}) {{ id }} }}"} for i in range(1, 6)]
+    results = concurrently(gateway.url, bodies)
+    outcomes = [r.json() for r, _ in results]
+    passed = [b for b in outcomes if "errors" not in b]
+    refused = [b for b in outcomes if "errors" in b]
+    assert len(passed) == 1 and len(refused) == 4
+    assert {b["errors"][0]["extensions"]["code"] for b in refused} == {"UPSTREAM_UNAVAILABLE"}
+    assert upstream.calls() == 5
+
+
+# --- concurrency cap and load shedding -------------------------------------------------------
+
+
+def by_ids(first):
+    return {"query": f"{{ orderItemsByIds(ids: [{first}, {first + 1}, {first + 2}]) {{ id }} }}"}
+
+
+@pytest.mark.parametrize(("cap", "limit"), [(2, 2), (None, None)], ids=["capped", "uncapped"])
+def test_upstream_concurrency_cap(make_gateway, upstream, cap, limit):
+    gateway = make_gateway(upstream_concurrency=cap) if cap else make_gateway()
+    upstream.fake.faults = Faults(latency=0.1)
+    results = concurrently(gateway.url, [by_ids(1 + 3 * k) for k in range(6)])
+    assert all("errors" not in r.json() for r, _ in results)
+    assert upstream.calls() == 18
+    peak = upstream.fake.stats()["max_in_flight"]
+    if limit is None:
+        assert peak > 2  # the control: without a cap the same load overlaps more
+    else:
+        assert peak == limit
+
+
+def test_load_shedding(make_gateway, upstream, http):
+    gateway = make_gateway(max_inflight_operations=2)
+    upstream.fake.faults = Faults(latency=0.5)
+    bodies = [{"query": f"{{ orderItem(id: {i}) {{ id }} }}"} for i in range(1, 9)]
+    results = concurrently(gateway.url, bodies)
+    statuses = [r.status_code for r, _ in results]
+    assert set(statuses) <= {200, 503}, statuses
+    shed = [(r, s) for r, s in results if r.status_code == 503]
+    served = [r for r, _ in results if r.status_code == 200]
+    assert shed and len(served) >= 2
+    for response, seconds in shed:
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["errors"][0]["extensions"]["code"] == "OVERLOADED"
+        assert seconds < 0.4  # refused at once, not queued behind the slow ones
+    for response in served:
+        assert "errors" not in response.json()
+    assert upstream.calls() == len(served)
+    # the health check is never shed, and the gateway serves again once the burst is over
+    assert http.get(f"{gateway.url}/healthz").status_code == 200
+    upstream.fake.faults = Faults()
+    assert gateway.data(DETAIL) == {"orderItem": {"id": "2"}}
+
+
+# --- units: backoff, Retry-After, breaker ----------------------------------------------------
+
+
+def test_backoff_is_capped_exponential_with_full_jitter():
+    policy = RetryPolicy(max_retries=5, base_delay=0.05, max_delay=1.0)
+    rng = random.Random(7)
+    for attempt in range(1, 12):
+        cap = min(1.0, 0.05 * 2 ** (attempt - 1))
+        samples = [policy.backoff(attempt, rng) for _ in range(400)]
+        assert all(0 <= s <= cap for s in samples)
+        assert max(samples) > 0.9 * cap and min(samples) < 0.1 * cap  # full jitter
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("0", 0.0),
+        ("3", 3.0),
+        (" 7 ", 7.0),
+        ("120", 120.0),
+        (None, None),
+        ("", None),
+        ("-1", None),
+        ("1.5", None),  # delay-seconds is a whole number
+        ("soon", None),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),  # an HTTP date, 30 s after `now`
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: no wait
+    ],
+)
+def test_retry_after_seconds(value, seconds):
+    now = email.utils.parsedate_to_datetime("Wed, 21 Oct 2015 07:28:00 GMT").timestamp()
+    assert retry_after_seconds(value, now=now) == seconds
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def breaker(clock, **kw):
+    options = dict(failure_ratio=0.5, min_calls=4, window=10.0, cooldown=5.0)
+    return CircuitBreaker(**{**options, **kw}, clock=clock)
+
+
+def test_breaker_needs_min_calls():
+    b = breaker(Clock())
+    for _ in range(3):
+        assert b.allow()
+        b.record(False)
+    assert b.state is BreakerState.CLOSED
+    b.record(False)
+    assert b.state is BreakerState.OPEN
+    assert not b.allow()
+
+
+def test_breaker_ratio():
+    b = breaker(Clock(), min_calls=4, failure_ratio=0.5)
+    for ok in (True, True, True, False, False):
+        b.record(ok)
+    assert b.state is BreakerState.CLOSED  # 2 of 5
+    b.record(False)
+    assert b.state is BreakerState.OPEN  # 3 of 6
+
+
+def test_breaker_forgets_outcomes_older_than_the_window():
+    clock = Clock()
+    b = breaker(clock, window=10.0)
+    for _ in range(3):
+        b.record(False)
+    clock.now += 11
+    b.record(False)
+    assert b.state is BreakerState.CLOSED  # only one failure in the window
+    for _ in range(3):
+        b.record(False)
+    assert b.state is BreakerState.OPEN
+
+
+def test_breaker_cooldown_half_open_and_a_single_probe():
+    clock = Clock()
+    b = breaker(clock, cooldown=5.0)
+    for _ in range(4):
+        b.record(False)
+    clock.now += 4.9
+    assert not b.allow() and b.state is BreakerState.OPEN
+    clock.now += 0.2
+    assert b.allow() and b.state is BreakerState.HALF_OPEN
+    assert not b.allow()  # one probe at a time
+    b.release_probe()  # a cancelled probe frees the slot
+    assert b.allow()
+    b.record(False)  # the probe failed: open again, with a fresh cooldown
+    assert b.state is BreakerState.OPEN and not b.allow()
+    clock.now += 5.1
+    assert b.allow()
+    b.record(True)
+    assert b.state is BreakerState.CLOSED
+    assert b.allow() and b.allow()
+    # closing forgot the old failures: it takes min_calls fresh outcomes to open again
+    for _ in range(3):
+        b.record(False)
+    assert b.state is BreakerState.CLOSED
+    assert b.transitions == 5  # open, half-open, open, half-open, closed
