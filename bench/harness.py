@@ -9,6 +9,7 @@ import io
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -169,6 +170,23 @@ def cpu_seconds(pgid: int) -> float:
     return total / _TICK
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (not idle, not waiting for I/O)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return (sum(fields[:3]) + sum(fields[5:8])) / _TICK
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and its waited-for children (wrk)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def mib(kb: int) -> str:
     return f"{kb / 1024:.1f} MiB"
 
@@ -238,13 +256,20 @@ class Servers:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            # First on sys.path, ahead of the venv's editable install of the working tree.
-            env={**os.environ, "PYTHONPATH": str(self.code_dir), **env},
+            env=self._env(env),
             start_new_session=True,  # its own group, so stopping it reaches only what we started
         )
         log.close()
         self._procs.append(proc)
         return proc
+
+    def _env(self, extra: dict[str, str]) -> dict[str, str]:
+        env = {**os.environ, **extra}
+        # The code dir goes first on sys.path, ahead of the venv's editable install of the
+        # working tree; a PYTHONPATH given with --gateway-env follows it.
+        paths = [str(self.code_dir), *filter(None, extra.get("PYTHONPATH", "").split(":"))]
+        env["PYTHONPATH"] = ":".join(paths)
+        return env
 
     def _wait(self, port: int, path: str, proc: subprocess.Popen[bytes], name: str) -> None:
         deadline = time.monotonic() + 30

@@ -41,12 +41,14 @@ from harness import (
     BenchTimeout,
     Servers,
     build_request,
+    busy_seconds,
     call,
     cpu_seconds,
     export_ref,
     install_deadline,
     machine,
     mib,
+    own_cpu_seconds,
     replace_section,
     rss_kb,
 )
@@ -74,6 +76,7 @@ class WrkResult:
     errors: dict[str, int] = field(default_factory=dict)
     cpu_ms: float = 0.0  # CPU the server under test used per request
     upstream_cpu_ms: float = 0.0  # CPU the fake OMS used per gateway request
+    other_cores: float = 0.0  # CPU other processes on the machine used during the run, in cores
 
 
 @dataclass(slots=True)
@@ -178,11 +181,16 @@ def measure(
     connections: int,
     args: argparse.Namespace,
 ) -> WrkResult:
-    """One measured wrk run, with the CPU each server spent on it."""
+    """One measured wrk run, with the CPU each server spent on it and everyone else's load."""
     gw, fake = servers.gateway.pid, servers.fake.pid
-    before = cpu_seconds(gw), cpu_seconds(fake)
+    before = cpu_seconds(gw), cpu_seconds(fake), own_cpu_seconds(), busy_seconds()
+    started = time.monotonic()
     w = run_wrk(wrk, url, script, connections, args.duration, args.wrk_threads)
+    wall = time.monotonic() - started
     gw_cpu, fake_cpu = cpu_seconds(gw) - before[0], cpu_seconds(fake) - before[1]
+    ours = gw_cpu + fake_cpu + own_cpu_seconds() - before[2]
+    # Whatever else ran on the machine meanwhile (other people's tests): a noise gauge.
+    w.other_cores = max(0.0, (busy_seconds() - before[3] - ours) / wall)
     if w.requests:
         if side == "gateway":
             w.cpu_ms = gw_cpu * 1000 / w.requests
@@ -374,22 +382,32 @@ def profile_with_cprofile(
     return how, ["| self | cumulative | function |", "|---:|---:|---|", *rows]
 
 
-def _short(file: str) -> str:
-    for marker in ("site-packages/", str(REPO) + "/"):
-        if marker in file:
-            return file.split(marker, 1)[1]
-    return _STDLIB.sub("", file)
-
-
 _STDLIB = re.compile(r"^.*/lib/python3\.\d+/")
+# Where this repository's code runs from: the working tree, or the export --ref made.
+_CODE_ROOTS = [str(REPO) + "/"]
+
+
+def _ours(file: str) -> str | None:
+    """The path inside this repository, when the frame is this repository's code."""
+    for root in _CODE_ROOTS:
+        if file.startswith(root):
+            return file[len(root) :]
+    return None
+
+
+def _short(file: str) -> str:
+    if "site-packages/" in file:
+        return file.split("site-packages/", 1)[1]
+    return _ours(file) or _STDLIB.sub("", file)
 
 
 def _bucket(file: str) -> str:
     """Which package a frame belongs to, for the "where the time goes" roll-up."""
     if "site-packages/" in file:
         return file.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    if file.startswith(str(REPO) + "/"):
-        return file[len(str(REPO)) + 1 :].split("/", 1)[0] + "/ (this repo)"
+    ours = _ours(file)
+    if ours is not None:
+        return ours.split("/", 1)[0] + "/ (this repo)"
     if _STDLIB.match(file):
         return "stdlib " + _STDLIB.sub("", file).split("/", 1)[0].removesuffix(".py")
     return file or "native"
@@ -524,8 +542,8 @@ def render(
         "waiting for a core.",
         "",
         "| query | concurrency | gateway ms | fake OMS ms during gateway runs "
-        "| direct: fake OMS ms | gateway / direct |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| direct: fake OMS ms | gateway / direct | other load (cores), gateway / direct run |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in ok:
         for c in conc:
@@ -533,8 +551,15 @@ def render(
             ratio = _x(g.cpu_ms / d.cpu_ms) if d.cpu_ms else "n/a"
             out.append(
                 f"| {r.title} | {c} | {g.cpu_ms:.2f} | {g.upstream_cpu_ms:.2f} | "
-                f"{d.cpu_ms:.3f} | {ratio} |"
+                f"{d.cpu_ms:.3f} | {ratio} | {g.other_cores:.2f} / {d.other_cores:.2f} |"
             )
+    noisy = max((w.other_cores for r in ok for w in [*r.gateway.values(), *r.direct.values()]),
+                default=0.0)  # fmt: skip
+    out += [
+        "",
+        f"Other processes used up to {noisy:.2f} cores during a measured run"
+        + (" (a noisy run: compare ratios only)." if noisy > 0.25 else " (a quiet machine)."),
+    ]
     out += ["", "Direct REST comparators:", ""]
     out += [f"- {r.title}: `GET {r.direct_path}`, {r.direct_note}." for r in ok]
 
@@ -587,7 +612,8 @@ def render(
 
     if profile_lines is not None:
         how, lines = profile_lines
-        out += ["", "### Where the time goes (nested list)", "", f"Profiled with {how}.", ""]
+        title = case_by_key(args.profile_query).title
+        out += ["", f"### Where the time goes ({title})", "", f"Profiled with {how}.", ""]
         out += lines
     return "\n".join(out) + "\n"
 
@@ -661,7 +687,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--queries", default="all", help=f"comma-separated: {[c.key for c in CASES]}")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (leave CPU to servers)")
-    p.add_argument("--profile", action="store_true", help="also profile the nested list")
+    p.add_argument("--profile", action="store_true", help="also profile one query (py-spy)")
+    p.add_argument("--profile-query", default="nested-list", help="which query --profile drives")
     p.add_argument("--profile-duration", type=int, default=10, help="seconds")
     p.add_argument(
         "--profiler", choices=("py-spy", "cprofile"), default="py-spy", help="cprofile: no ptrace"
@@ -712,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
             Servers(args.serve_arg, env, "bench", code_dir=code_dir) as servers,
         ):
             info.update(machine(exported))
+            _CODE_ROOTS.insert(0, f"{code_dir}/")
             servers.latency = args.latency_ms / 1000
             servers.reset()
             rss["after start-up"] = rss_kb(servers.gateway.pid)
@@ -743,16 +771,17 @@ def main(argv: list[str] | None = None) -> int:
                         getattr(result, side)[c] = w
                         print(
                             f"{case.key:12} c={c:<3} {side:8} {w.rps:9,.0f} req/s  "
-                            f"p50 {w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  {w.errors or ''}",
+                            f"p50 {w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  "
+                            f"other load {w.other_cores:.2f} cores {w.errors or ''}",
                             flush=True,
                         )
             rss["after load"] = rss_kb(servers.gateway.pid)
             if args.profile:
-                nested = case_by_key("nested-list")
+                target = case_by_key(args.profile_query)
                 profile_lines = profile(
-                    servers, wrk, nested, args.profile_duration, args.wrk_threads, args.profiler
+                    servers, wrk, target, args.profile_duration, args.wrk_threads, args.profiler
                 )
-                (RESULTS / f"profile-{nested.key}.md").write_text(
+                (RESULTS / f"profile-{target.key}.md").write_text(
                     f"Profiled with {profile_lines[0]}.\n\n" + "\n".join(profile_lines[1]) + "\n"
                 )
     except BenchTimeout as exc:
