@@ -200,6 +200,25 @@ def measure(
     return w
 
 
+def other_load(servers: Servers, seconds: float = 1.0) -> float:
+    """Cores other processes keep busy, sampled over `seconds` while we stay idle."""
+    gw, fake = servers.gateway.pid, servers.fake.pid
+    before = busy_seconds(), cpu_seconds(gw) + cpu_seconds(fake) + own_cpu_seconds()
+    time.sleep(seconds)
+    ours = cpu_seconds(gw) + cpu_seconds(fake) + own_cpu_seconds() - before[1]
+    return max(0.0, (busy_seconds() - before[0] - ours) / seconds)
+
+
+def wait_for_quiet(servers: Servers, max_wait: float, threshold: float = 0.2) -> None:
+    """Wait, at most `max_wait` seconds, until other processes leave the CPUs alone."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        load = other_load(servers)
+        if load < threshold:
+            return
+        print(f"  waiting for a quiet machine: other processes use {load:.2f} cores", flush=True)
+
+
 # --- probes ----------------------------------------------------------------------------------
 
 
@@ -497,7 +516,8 @@ def render(
         f"- Setup: fake OMS and gateway (1 uvicorn worker) on 127.0.0.1, fake latency "
         f"{args.latency_ms:g} ms; wrk -t{args.wrk_threads}, {args.warmup:g} s warm-up + "
         f"{args.duration:g} s per run, gateway and direct runs interleaved; the client sends no "
-        f"Accept-Encoding in load runs.",
+        f"Accept-Encoding in load runs; waited up to {args.quiet_wait:g} s per query and "
+        f"concurrency for other processes to go idle.",
         "",
     ]
     broken = [r for r in results if not r.ok]
@@ -704,6 +724,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0,
+        help="seconds to wait, per query and concurrency, for other processes to go idle",
+    )
     p.add_argument("--time-limit", type=float, default=0, help="seconds; 0 picks a bound")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in str(args.concurrency).split(",")]
@@ -717,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = len(args.cases) * len(args.concurrency) * 2
     budget = runs * (args.duration + args.warmup + 5) + 120
+    budget += len(args.cases) * len(args.concurrency) * (args.quiet_wait + 1)
     if args.profile:
         budget += args.profile_duration + 90
     install_deadline(args.time_limit or budget * 1.5)
@@ -761,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 direct_url = f"http://{HOST}:{servers.fake_port}{case.direct_path}"
                 for c in args.concurrency:
+                    wait_for_quiet(servers, args.quiet_wait)
                     for side, url, script in (
                         ("gateway", gw_url, gw_script),
                         ("direct", direct_url, direct_script),

@@ -38,11 +38,14 @@ from harness import (
     RESULTS,
     BenchTimeout,
     Servers,
+    busy_seconds,
     call,
+    cpu_seconds,
     export_ref,
     install_deadline,
     machine,
     mib,
+    own_cpu_seconds,
     replace_section,
     rss_kb,
 )
@@ -203,6 +206,7 @@ def summarize(
     rss_after: dict[str, int],
     upstream: dict[str, Any],
     ready: str,
+    cpu: tuple[float, float],
 ) -> list[str]:
     rate = tally.ok / tally.ops if tally.ops else 0.0
     fives = sum(n for s, n in tally.status.items() if s >= 500)
@@ -226,6 +230,8 @@ def summarize(
         f"- upstream: {upstream.get('total', 0)} calls ({upstream.get('calls', {})}), at most "
         f"{upstream.get('max_in_flight', 0)} in flight; "
         f"{upstream.get('total', 0) / max(tally.ops, 1):.2f} per operation",
+        f"- gateway CPU: {cpu[0] * 1000 / max(tally.ops, 1):.1f} ms per operation; other "
+        f"processes on the machine meanwhile: {cpu[1]:.2f} cores",
         f"- gateway RSS: {mib(rss_before['VmRSS'])} before, {mib(rss_after['VmRSS'])} after "
         f"(peak {mib(rss_after['VmHWM'])}); /readyz after: {ready}",
         "",
@@ -298,13 +304,21 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.scenario_names:
                 servers.reset()
                 before = rss_kb(servers.gateway.pid)
+                gw, fake = servers.gateway.pid, servers.fake.pid
+                cpu0 = cpu_seconds(gw), cpu_seconds(fake), own_cpu_seconds(), busy_seconds()
                 started = time.monotonic()
                 tally = asyncio.run(drive(servers, name, args))
                 seconds = time.monotonic() - started
+                gw_cpu = cpu_seconds(gw) - cpu0[0]
+                ours = gw_cpu + cpu_seconds(fake) - cpu0[1] + own_cpu_seconds() - cpu0[2]
+                others = max(0.0, (busy_seconds() - cpu0[3] - ours) / seconds)
                 servers.set_faults({})  # so the readiness probe sees a healthy upstream
                 upstream = servers.stats()
                 after = rss_kb(servers.gateway.pid)
-                block = summarize(name, tally, seconds, before, after, upstream, readiness(servers))
+                ready = readiness(servers)
+                block = summarize(
+                    name, tally, seconds, before, after, upstream, ready, (gw_cpu, others)
+                )
                 print("\n".join(block), flush=True)
                 lines += block
                 failed |= any(s >= 500 for s in tally.status)
