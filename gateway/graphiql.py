@@ -124,7 +124,7 @@ def graphiql_config(settings: Settings) -> dict[str, Any]:
         "query": EXAMPLE_QUERY,
         "headers": headers,
         # Until Settings grows this field, headers are never persisted.
-        "shouldPersistHeaders": bool(getattr(settings, "graphiql_persist_headers", False)),
+        "shouldPersistHeaders": settings.graphiql_persist_headers,
         "storageNamespace": "oms-gateway",
     }
 

@@ -63,6 +63,7 @@ class Settings:
     get_cache_max_age: int = 0  # seconds of `Cache-Control: private, max-age` for GET; 0: no-store
     apq_cache_size: int = 1000
     compression_min_size: int = 1024
+    graphiql_persist_headers: bool = False  # let GraphiQL keep headers (tokens) in localStorage
     # Operating it (see README "Deploying").
     redis_url: str = ""  # shared APQ documents and response cache; empty: in-process stores
     response_cache_ttl: float = 0.0  # seconds; 0 keeps the response cache off
