@@ -7,6 +7,8 @@ whose `faults` knob makes calls misbehave; clearing the knob must bring the same
 from __future__ import annotations
 
 import contextlib
+import socket
+import socketserver
 import threading
 import time
 
@@ -173,3 +175,68 @@ def test_faults_stop_after_times(make_gateway, upstream):
     upstream.fake.faults = Faults(kind="status", status=503, retry_after="0", times=1)
     assert gateway.data(DETAIL) == EXPECTED[DETAIL]
     assert upstream.calls("detail") == 2
+
+
+@contextlib.contextmanager
+def raw_server(behaviour):
+    """A TCP server whose handler misbehaves below HTTP; yields (url, connections accepted)."""
+    accepted = []
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            accepted.append(1)
+            self.request.settimeout(5)
+            with contextlib.suppress(OSError):
+                self.request.recv(65536)  # the request head
+                behaviour(self.request)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", accepted
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def reset(sock):
+    # SO_LINGER 0: close with a RST instead of a FIN.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
+
+
+def dribble(sock):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    sock.sendall(head)
+    for _ in range(50):  # a byte every 0.1 s: each read is quick, the body never ends
+        sock.sendall(b" ")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "attempts"),
+    [(lambda sock: None, 3), (reset, 3)],
+    ids=["closed without an answer", "reset"],
+)
+def test_a_dropped_connection_is_retried_then_unavailable(make_gateway, behaviour, attempts):
+    with raw_server(behaviour) as (url, accepted):
+        gateway = make_gateway(upstream_url=url)
+        response, seconds = timed(gateway, DETAIL)
+        error = the_error(response)
+        assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
+        assert len(accepted) == attempts  # a request that never got an answer is safe to repeat
+        assert seconds < 2.0
+
+
+def test_a_body_that_never_ends_is_cut_by_the_total_timeout(make_gateway):
+    with raw_server(dribble) as (url, accepted):
+        gateway = make_gateway(
+            upstream_url=url, upstream_read_timeout=0.5, upstream_total_timeout=1.0
+        )
+        response, seconds = timed(gateway, DETAIL)
+        assert the_error(response)["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+        assert 0.9 <= seconds < 2.0
+        assert len(accepted) == 1
