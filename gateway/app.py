@@ -169,18 +169,18 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
     compression = Middleware(
         BrotliMiddleware, minimum_size=settings.compression_min_size, quality=4, gzip_fallback=True
     )
+    # Outermost first: CORS wraps shedding so a browser can read a shed 503 and its Retry-After.
     middleware = [shedding, compression]
     if settings.cors_origin_list:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                expose_headers=["X-Request-ID", "ETag"],
-                max_age=600,
-            )
+        cors = Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "ETag", "Retry-After"],
+            max_age=600,
         )
+        middleware.insert(0, cors)
     app = Starlette(
         routes=[
             Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),

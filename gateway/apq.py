@@ -56,13 +56,13 @@ def persisted_hash(extensions: Any) -> str | None:
 
 
 async def resolve_query(store: DocumentStore, query: str | None, digest: str) -> str:
-    """The document for an APQ request: registered when sent along, looked up when not."""
+    """The document for an APQ request: checked against its hash when sent along (the caller
+    registers it once it validates, so junk cannot evict good entries), looked up when not."""
     if query is not None:
         if hashlib.sha256(query.encode()).hexdigest() != digest:
             raise request_error(
                 "The query does not match its sha256Hash.", "PERSISTED_QUERY_HASH_MISMATCH"
             )
-        await store.put(digest, query)
         return query
     stored = await store.get(digest)
     if stored is None:

@@ -230,6 +230,8 @@ class GraphQLEndpoint:
         if query is None:
             raise request_error("No `query` in the request.", "BAD_REQUEST")
         prepared = self.executor.prepare(query)
+        if digest is not None and params.query is not None:
+            await self.documents.put(digest, query)
         operation = prepared.operation(params.operation_name)
         record.name = operation.name.value if operation.name else None
         if request.method == "GET" and not is_query(operation):

@@ -62,6 +62,13 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+class Permit(StrEnum):
+    """What `CircuitBreaker.allow` grants: an ordinary call, or the one half-open probe."""
+
+    CALL = "call"
+    PROBE = "probe"
+
+
 class CircuitBreaker:
     """Opens when failures reach a ratio of enough calls within a window; probes after a pause."""
 
@@ -85,42 +92,44 @@ class CircuitBreaker:
         self._probing = False
         self.transitions = 0
 
-    def allow(self) -> bool:
+    def allow(self) -> Permit | None:
         """Whether a call may go out now (in half-open, only one probe at a time)."""
         if self.state is BreakerState.OPEN:
             if self._clock() - self._opened_at < self.cooldown:
-                return False
+                return None
             self._move(BreakerState.HALF_OPEN)
         if self.state is BreakerState.HALF_OPEN:
             if self._probing:
-                return False
+                return None
             self._probing = True
-        return True
+            return Permit.PROBE
+        return Permit.CALL
 
-    def record(self, success: bool) -> None:
+    def record(self, success: bool, *, probe: bool = False) -> None:
+        """An attempt's outcome. Only the probe decides a half-open breaker; a call that went
+        out while closed and ends after the breaker opened says nothing about it any more."""
         now = self._clock()
-        if self.state is BreakerState.HALF_OPEN:
+        if probe:
             self._probing = False
-            if success:
-                self._outcomes.clear()
-                self._move(BreakerState.CLOSED)
-            else:
-                self._open(now)
+            if self.state is BreakerState.HALF_OPEN:
+                if success:
+                    self._outcomes.clear()
+                    self._move(BreakerState.CLOSED)
+                else:
+                    self._open(now)
+            return
+        if self.state is not BreakerState.CLOSED:
             return
         self._outcomes.append((now, success))
         while self._outcomes and now - self._outcomes[0][0] > self.window:
             self._outcomes.popleft()
         calls = len(self._outcomes)
         failures = sum(1 for _, ok in self._outcomes if not ok)
-        if (
-            self.state is BreakerState.CLOSED
-            and calls >= self.min_calls
-            and failures >= self.failure_ratio * calls
-        ):
+        if calls >= self.min_calls and failures >= self.failure_ratio * calls:
             self._open(now)
 
     def release_probe(self) -> None:
-        """A probe that ended without an outcome (e.g. cancelled) frees the slot."""
+        """A probe that ended without an outcome (cancelled, or no slot) frees the probe."""
         self._probing = False
 
     def _open(self, now: float) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.http import request_id_of
 
 _BODY = orjson.dumps(
     {
@@ -47,6 +50,7 @@ class LoadShedding:
             self.shed += 1
             if self.on_shed is not None:
                 self.on_shed()
+            request_id = request_id_of(Headers(scope=scope))
             await send(
                 {
                     "type": "http.response.start",
@@ -54,6 +58,7 @@ class LoadShedding:
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"retry-after", self.retry_after.encode()),
+                        (b"x-request-id", request_id.encode()),
                         (b"content-length", str(len(_BODY)).encode()),
                     ],
                 }

@@ -20,7 +20,7 @@ from gateway.errors import (
     error_for_transport,
 )
 from gateway.metrics import Metrics
-from gateway.resilience import RETRYABLE_STATUSES, Resilience, retry_after_seconds
+from gateway.resilience import RETRYABLE_STATUSES, Permit, Resilience, retry_after_seconds
 from gateway.settings import Settings
 from gateway.tracing import Tracing
 
@@ -31,6 +31,11 @@ DETAIL_PATH = "/api/v1/oms/order_items/{id}/"
 ListKind = Literal["full", "simple"]
 Item = dict[str, Any]
 Params = dict[str, str | int]
+
+
+class _NoSlot(httpx.PoolTimeout):
+    """Every upstream slot stayed busy until the operation's deadline."""
+
 
 # Failures where the request cannot have been processed upstream, so a GET is safe to repeat;
 # a read timeout is not among them: repeating it would double the wait.
@@ -93,26 +98,34 @@ class OmsClient:
         for attempt in range(1, policy.max_retries + 2):
             if deadline - time.monotonic() <= 0:
                 raise UpstreamTimeout(f"The operation ran out of time before {endpoint}.")
-            if not breaker.allow():
+            permit = breaker.allow()
+            if permit is None:
                 raise UpstreamUnavailable(
                     "The OMS API is failing; calls are paused for a moment (circuit open)."
                 )
+            probe = permit is Permit.PROBE
             delay: float | None = None
             if attempt > 1:
                 self.metrics.upstream_retries.labels(endpoint).inc()
             try:
                 response = await self._attempt(url, endpoint, params, headers, deadline)
+            except _NoSlot as exc:
+                # The gateway's own cap, not the upstream, ran out of room: no verdict on it.
+                if probe:
+                    breaker.release_probe()
+                raise error_for_transport(exc, endpoint) from exc
             except httpx.TransportError as exc:
-                breaker.record(False)
+                breaker.record(False, probe=probe)
                 if attempt > policy.max_retries or not isinstance(exc, _RETRYABLE_TRANSPORT):
                     raise error_for_transport(exc, endpoint) from exc
                 error: UpstreamError = error_for_transport(exc, endpoint)
             except BaseException:
-                breaker.release_probe()
+                if probe:
+                    breaker.release_probe()
                 raise
             else:
                 status = response.status_code
-                breaker.record(status < 500)
+                breaker.record(status < 500, probe=probe)
                 if status == 200:
                     return _decode(response, endpoint)
                 error = error_for_status(status, endpoint)
@@ -169,7 +182,7 @@ class OmsClient:
             async with asyncio.timeout(deadline - time.monotonic()):
                 await slots.acquire()
         except TimeoutError:
-            raise httpx.PoolTimeout("no upstream slot before the deadline") from None
+            raise _NoSlot("no upstream slot before the deadline") from None
         try:
             budget = min(settings.upstream_total_timeout, deadline - time.monotonic())
             timeout = httpx.Timeout(

@@ -18,8 +18,8 @@ _MAX_ID_DIGITS = 18
 def parse_id(value: Any, argument: str) -> int:
     """Order item ids are positive integers; anything else never reaches the upstream."""
     text = str(value).strip()
-    if not text.isdigit() or not text.isascii() or len(text) > _MAX_ID_DIGITS:
-        raise BadUserInput(f"`{argument}` must be a numeric order item id.", argument=argument)
+    if not text.isdigit() or not text.isascii() or len(text) > _MAX_ID_DIGITS or int(text) < 1:
+        raise BadUserInput(f"`{argument}` must be a positive order item id.", argument=argument)
     return int(text)
 
 

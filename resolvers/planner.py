@@ -15,10 +15,14 @@ from graphql import (
     VariableNode,
 )
 
+from gateway.errors import BadUserInput
 from gateway.settings import Settings
 from gateway.upstream import ListKind
 from resolvers.fetch import ListRequest
 from resolvers.pagination import PagePlan, plan_pages, resolve_window
+
+# Order numbers are short codes; a longer value is a mistake or an attack, not a filter.
+MAX_ORDER_NUMBER_LENGTH = 64
 
 # list-simple names state and product by id only; every other item field is in both lists.
 _NESTED_BY_ID = frozenset({"state", "product"})
@@ -103,8 +107,10 @@ def list_kind(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> Lis
 
 
 def selects_items(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> bool:
-    """True when the selection reads any item at all (not only totalCount or pageInfo)."""
-    return bool(item_selections(walker, connection_nodes))
+    """True when the selection reads any item or edge (not only totalCount or pageInfo)."""
+    return bool(
+        walker.children(connection_nodes, "nodes") or walker.children(connection_nodes, "edges")
+    )
 
 
 def plan_list(
@@ -122,6 +128,11 @@ def plan_list(
         page_size=args.get("pageSize", args.get("page_size")),
     )
     order_number = args.get("orderNumber", args.get("order_number"))
+    if order_number is not None and len(order_number) > MAX_ORDER_NUMBER_LENGTH:
+        raise BadUserInput(
+            f"`orderNumber` is at most {MAX_ORDER_NUMBER_LENGTH} characters.",
+            argument="orderNumber",
+        )
     wants_items = window.size > 0 and selects_items(walker, field_nodes)
     if not wants_items:
         # Only the count is needed: one slim item tells it.

@@ -323,11 +323,9 @@ def test_the_table_is_large():
     assert len(CASES) >= 90
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: id 0 passes parse_id and is sent upstream as /order_items/0/"
-)
 def test_id_zero_never_reaches_upstream(gateway, upstream):
-    gateway.post("{ orderItem(id: 0) { id } }")
+    body = gateway.post("{ orderItem(id: 0) { id } }").json()
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert upstream.calls() == 0
 
 

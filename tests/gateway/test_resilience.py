@@ -12,7 +12,13 @@ import httpx
 import pytest
 
 from gateway.fake_upstream.app import Faults
-from gateway.resilience import BreakerState, CircuitBreaker, RetryPolicy, retry_after_seconds
+from gateway.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    Permit,
+    RetryPolicy,
+    retry_after_seconds,
+)
 from tests.conftest import AUTH
 
 DETAIL = "{ orderItem(id: 2) { id } }"
@@ -408,17 +414,19 @@ def test_breaker_cooldown_half_open_and_a_single_probe():
     clock.now += 4.9
     assert not b.allow() and b.state is BreakerState.OPEN
     clock.now += 0.2
-    assert b.allow() and b.state is BreakerState.HALF_OPEN
+    assert b.allow() is Permit.PROBE and b.state is BreakerState.HALF_OPEN
     assert not b.allow()  # one probe at a time
+    b.record(True)  # a call from before the breaker opened ends now: it decides nothing
+    assert b.state is BreakerState.HALF_OPEN and not b.allow()
     b.release_probe()  # a cancelled probe frees the slot
-    assert b.allow()
-    b.record(False)  # the probe failed: open again, with a fresh cooldown
+    assert b.allow() is Permit.PROBE
+    b.record(False, probe=True)  # the probe failed: open again, with a fresh cooldown
     assert b.state is BreakerState.OPEN and not b.allow()
     clock.now += 5.1
-    assert b.allow()
-    b.record(True)
+    assert b.allow() is Permit.PROBE
+    b.record(True, probe=True)
     assert b.state is BreakerState.CLOSED
-    assert b.allow() and b.allow()
+    assert b.allow() is Permit.CALL and b.allow() is Permit.CALL
     # closing forgot the old failures: it takes min_calls fresh outcomes to open again
     for _ in range(3):
         b.record(False)
