@@ -389,6 +389,8 @@ def profile_with_cprofile(
     servers.start_gateway()
     run_wrk(wrk, url, script, 16, seconds, threads)
     servers.stop_gateway(signal.SIGINT)  # uvicorn exits cleanly on SIGINT, so cProfile writes
+    servers.gateway_cmd = None
+    servers.start_gateway()  # leave a plain gateway running, as we found it
     stats = pstats.Stats(str(out))
     rows = []
     total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
@@ -472,7 +474,7 @@ def top_from_speedscope(path: Path, limit: int = 20) -> list[str]:
         lines.append(f"| {w / total:.1%} | {incl_w[idx] / total:.1%} | {label(idx)} |")
     lines += ["", "This repository's functions by inclusive time:", ""]
     lines += ["| inclusive | self | function |", "|---:|---:|---|"]
-    for idx in ours[:limit]:
+    for idx in [i for i in ours if incl_w[i] / total < 0.9][:limit]:  # skip main() and such
         lines.append(f"| {incl_w[idx] / total:.1%} | {self_w[idx] / total:.1%} | {label(idx)} |")
     return lines
 
@@ -503,7 +505,7 @@ def render(
     results: list[CaseResult],
     rss: dict[str, dict[str, int]],
     wrk_version: str,
-    profile_lines: tuple[str, list[str]] | None,
+    profiles: list[tuple[str, str, list[str]]],
 ) -> str:
     conc = args.concurrency
     out = [
@@ -578,7 +580,11 @@ def render(
     out += [
         "",
         f"Other processes used up to {noisy:.2f} cores during a measured run"
-        + (" (a noisy run: compare ratios only)." if noisy > 0.25 else " (a quiet machine)."),
+        + (
+            " (a noisy run: prefer the CPU-per-operation figures and ratios)."
+            if noisy > 0.25
+            else " (a quiet machine)."
+        ),
     ]
     out += ["", "Direct REST comparators:", ""]
     out += [f"- {r.title}: `GET {r.direct_path}`, {r.direct_note}." for r in ok]
@@ -630,9 +636,8 @@ def render(
     if headers:
         out.append(f"A hash-only GET is answered with {headers}.")
 
-    if profile_lines is not None:
-        how, lines = profile_lines
-        title = case_by_key(args.profile_query).title
+    for key, how, lines in profiles:
+        title = case_by_key(key).title
         out += ["", f"### Where the time goes ({title})", "", f"Profiled with {how}.", ""]
         out += lines
     return "\n".join(out) + "\n"
@@ -708,7 +713,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--queries", default="all", help=f"comma-separated: {[c.key for c in CASES]}")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (leave CPU to servers)")
     p.add_argument("--profile", action="store_true", help="also profile one query (py-spy)")
-    p.add_argument("--profile-query", default="nested-list", help="which query --profile drives")
+    p.add_argument(
+        "--profile-query", default="nested-list", help="comma-separated queries --profile drives"
+    )
     p.add_argument("--profile-duration", type=int, default=10, help="seconds")
     p.add_argument(
         "--profiler", choices=("py-spy", "cprofile"), default="py-spy", help="cprofile: no ptrace"
@@ -745,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = runs * (args.duration + args.warmup + 5) + 120
     budget += len(args.cases) * len(args.concurrency) * (args.quiet_wait + 1)
     if args.profile:
-        budget += args.profile_duration + 90
+        budget += (args.profile_duration + 90) * len(args.profile_query.split(","))
     install_deadline(args.time_limit or budget * 1.5)
     command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
     wrk = ensure_wrk()
@@ -757,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(kv.split("=", 1) for kv in args.gateway_env)
     results = [CaseResult(c.key, c.title, c.direct_path, c.direct_note) for c in args.cases]
     rss: dict[str, dict[str, int]] = {}
-    profile_lines: tuple[str, list[str]] | None = None
+    profiles: list[tuple[str, str, list[str]]] = []
     started = time.monotonic()
     info: dict[str, str] = {}
     try:
@@ -804,27 +811,28 @@ def main(argv: list[str] | None = None) -> int:
                             flush=True,
                         )
             rss["after load"] = rss_kb(servers.gateway.pid)
-            if args.profile:
-                target = case_by_key(args.profile_query)
-                profile_lines = profile(
+            for key in args.profile_query.split(",") if args.profile else []:
+                target = case_by_key(key)
+                how, lines = profile(
                     servers, wrk, target, args.profile_duration, args.wrk_threads, args.profiler
                 )
-                (RESULTS / f"profile-{target.key}.md").write_text(
-                    f"Profiled with {profile_lines[0]}.\n\n" + "\n".join(profile_lines[1]) + "\n"
+                profiles.append((key, how, lines))
+                (RESULTS / f"profile-{key}.md").write_text(
+                    f"Profiled with {how}.\n\n" + "\n".join(lines) + "\n"
                 )
     except BenchTimeout as exc:
         print(f"bench/run.py: {exc}; servers stopped", file=sys.stderr)
         return 3
     finally:
         signal.alarm(0)
-    report = render(args, command, info, results, rss, wrk_version, profile_lines)
+    report = render(args, command, info, results, rss, wrk_version, profiles)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     raw = {
         "machine": info,
         "command": command,
         "rss_kb": rss,
         "results": [asdict(r) for r in results],
-        "profile": profile_lines,
+        "profiles": profiles,
     }
     (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(raw, indent=2, default=str))
     (RESULTS / f"bench-{stamp}.md").write_text(report)
