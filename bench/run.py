@@ -187,17 +187,36 @@ def measure(
     started = time.monotonic()
     w = run_wrk(wrk, url, script, connections, args.duration, args.wrk_threads)
     wall = time.monotonic() - started
-    gw_cpu, fake_cpu = cpu_seconds(gw) - before[0], cpu_seconds(fake) - before[1]
-    ours = gw_cpu + fake_cpu + own_cpu_seconds() - before[2]
+    ours = cpu_seconds(gw) + cpu_seconds(fake) - before[0] - before[1]
+    ours += own_cpu_seconds() - before[2]
     # Whatever else ran on the machine meanwhile (other people's tests): a noise gauge.
     w.other_cores = max(0.0, (busy_seconds() - before[3] - ours) / wall)
-    if w.requests:
-        if side == "gateway":
-            w.cpu_ms = gw_cpu * 1000 / w.requests
-            w.upstream_cpu_ms = fake_cpu * 1000 / w.requests
-        else:
-            w.cpu_ms = fake_cpu * 1000 / w.requests
+    # wrk stops with one request in flight per connection; the servers still finish those, so
+    # their CPU is counted once they are idle again, and they count as served.
+    settle(servers)
+    gw_cpu, fake_cpu = cpu_seconds(gw) - before[0], cpu_seconds(fake) - before[1]
+    served = w.requests + connections
+    if side == "gateway":
+        w.cpu_ms = gw_cpu * 1000 / served
+        w.upstream_cpu_ms = fake_cpu * 1000 / served
+    else:
+        w.cpu_ms = fake_cpu * 1000 / served
     return w
+
+
+def settle(servers: Servers, limit: float = 60.0) -> None:
+    """Wait until both servers are idle, i.e. done with requests a finished wrk abandoned.
+
+    Otherwise a slow operation's leftovers (16 connections x ~1 s of work) would eat into the
+    next measured run.
+    """
+    pids = servers.gateway.pid, servers.fake.pid
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds(p) for p in pids)
+        time.sleep(0.2)
+        if sum(cpu_seconds(p) for p in pids) - before < 0.01:  # under 5% of a core
+            return
 
 
 def other_load(servers: Servers, seconds: float = 1.0) -> float:
@@ -353,7 +372,7 @@ def profile(
     if profiler == "py-spy" and Path(spy).exists():
         cmd = [
             spy, "record", "--pid", str(servers.gateway.pid), "--duration", str(int(seconds)),
-            "--rate", "200", "--nonblocking", "--function", "--format", "speedscope",
+            "--rate", "100", "--function", "--format", "speedscope",
             "-o", str(out),
         ]  # fmt: skip
         sampler = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -368,7 +387,7 @@ def profile(
                 sampler.wait(timeout=5)
         if sampler.returncode == 0 and out.exists():
             lines = top_from_speedscope(out)
-            how = f"py-spy record --pid (200 Hz, {seconds:g} s, wrk -c16 on `{case.key}`)"
+            how = f"py-spy record --pid (100 Hz, {seconds:g} s, wrk -c16 on `{case.key}`)"
             return how, lines
         print(f"py-spy could not record ({sampler.returncode}): {log.strip()[-300:]}")
         print("falling back to cProfile", flush=True)
@@ -559,9 +578,9 @@ def render(
         "",
         "### CPU per operation",
         "",
-        "CPU time (user + system, from /proc) each server spent per request during the measured "
-        "runs: steadier than req/s on a shared machine, since it does not count time spent "
-        "waiting for a core.",
+        "CPU time (user + system, from /proc) each server spent per request in the measured "
+        "runs, including finishing the requests still in flight when wrk stopped: steadier "
+        "than req/s on a shared machine, since it does not count time spent waiting for a core.",
         "",
         "| query | concurrency | gateway ms | fake OMS ms during gateway runs "
         "| direct: fake OMS ms | gateway / direct | other load (cores), gateway / direct run |",
@@ -802,6 +821,7 @@ def main(argv: list[str] | None = None) -> int:
                     ):
                         if args.warmup > 0:
                             run_wrk(wrk, url, script, c, args.warmup, args.wrk_threads)
+                            settle(servers)
                         w = measure(servers, side, wrk, url, script, c, args)
                         getattr(result, side)[c] = w
                         print(
