@@ -1,4 +1,4 @@
-"""Operation execution: cached parse and validation, the call budget, then graphql-core."""
+"""Operation execution: cached parse and validation, the call budget, compiled or graphql-core."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from graphql import (
 )
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
+from gateway.compiled import CompiledOperation
 from gateway.limits import max_aliases, max_depth, max_directives
 from gateway.settings import Settings
 from resolvers.cost import upstream_calls
@@ -153,6 +154,20 @@ class Executor:
             )
         return cost
 
+    def compiled(self, prepared: Prepared, operation: OperationDefinitionNode) -> CompiledOperation:
+        """The operation's compiled form, made once per cached document."""
+        key = (CompiledOperation, operation.name.value if operation.name else None)
+        compiled = prepared.extras.get(key)
+        if compiled is None:
+            compiled = prepared.extras[key] = CompiledOperation(
+                self.schema,
+                prepared.fragments,
+                operation,
+                hide_suggestions=self.settings.production,
+            )
+        assert isinstance(compiled, CompiledOperation)
+        return compiled
+
     async def execute(
         self,
         prepared: Prepared,
@@ -162,6 +177,10 @@ class Executor:
     ) -> ExecutionResult:
         coerced = self.coerce_variables(operation, variables)
         self.check_budget(prepared, operation, coerced)
+        if self.settings.compile_operations:
+            compiled = await self.compiled(prepared, operation).execute(context, coerced)
+            if compiled is not None:
+                return compiled
         result = execute(
             self.schema,
             prepared.document,

@@ -1,0 +1,633 @@
+"""Compiled operations: a cached query projected straight from the upstream JSON to the response."""
+
+from __future__ import annotations
+
+import keyword
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLBoolean,
+    GraphQLError,
+    GraphQLField,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    GraphQLString,
+    InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValueNode,
+    VariableNode,
+    get_named_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+    is_scalar_type,
+    located_error,
+)
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+from graphql.pyutils import Undefined, gather_with_cancel, inspect, is_iterable
+
+from resolvers.context import Context
+from resolvers.fetch import fetch_connection, fetch_item, fetch_items
+from resolvers.planner import SelectionWalker, plan_list
+from schema import read_field
+from schema.types import attribute_values, state_name
+
+logger = logging.getLogger("gateway.compiled")
+
+# The root fields this module fetches itself, with the same functions as their resolvers.
+ROOT_FIELDS = frozenset({"orderItem", "orderItems", "orderItemsByIds"})
+# Resolver fields that are pure functions of their parent, so they can be called directly.
+_PURE_RESOLVERS = frozenset({state_name, attribute_values})
+# Types whose values are Python objects read by attribute; every other type is an upstream dict.
+_ATTRIBUTE_SOURCED = frozenset({"OrderItemConnection", "AttributeValue"})
+# Variants (one per combination of the variables that shape a plan) kept per operation.
+MAX_VARIANTS = 32
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_ABSENT = object()
+
+
+class Unsupported(Exception):
+    """The operation uses something the compiler does not project; graphql-core runs it."""
+
+
+class _Bail(Exception):
+    """A projector met anything but the plain case; the exact path redoes that root field."""
+
+
+@dataclass(slots=True, eq=False)
+class ObjectPlan:
+    """The collected fields of one selection on an object type, in response order."""
+
+    type: GraphQLObjectType
+    fields: list[FieldPlan]
+
+
+@dataclass(slots=True, eq=False)
+class FieldPlan:
+    """One response key: how to read its value and how to complete it."""
+
+    key: str
+    name: str  # the schema field's name, for graphql-core's messages
+    parent: str
+    nodes: list[FieldNode]  # every merged node, for error locations
+    type: GraphQLOutputType
+    python_name: str | None = None  # read by key from a dict, else by attribute
+    typename: str | None = None  # for __typename
+    resolver: Callable[..., Any] | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    sub: ObjectPlan | None = None
+
+    def resolve(self, source: Any) -> Any:
+        """The field's value as the schema's resolvers give it."""
+        if self.typename is not None:
+            return self.typename
+        if self.resolver is not None:
+            return self.resolver(source, **self.kwargs)
+        assert self.python_name is not None
+        return read_field(source, self.python_name)
+
+
+@dataclass(slots=True, eq=False)
+class RootPlan:
+    field: FieldPlan
+    definition: GraphQLField | None  # None for __typename
+    complete: Callable[[Any], Any]  # the fast projection of the fetched value
+
+
+# --- The exact path: graphql-core's value completion, for values the projectors bail on. ---
+
+
+def _complete_object(
+    plan: ObjectPlan, source: Any, path: list[str | int], errors: list[GraphQLError]
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for f in plan.fields:
+        field_path = [*path, f.key]
+        try:
+            value = _complete_value(f, f.type, f.resolve(source), field_path, errors)
+        except Exception as raw:
+            error = located_error(raw, f.nodes, field_path)
+            if is_non_null_type(f.type):
+                raise error from None
+            errors.append(error)
+            value = None
+        result[f.key] = value
+    return result
+
+
+def _complete_value(
+    f: FieldPlan,
+    type_: GraphQLOutputType,
+    value: Any,
+    path: list[str | int],
+    errors: list[GraphQLError],
+) -> Any:
+    if isinstance(value, Exception):
+        raise value
+    if is_non_null_type(type_):
+        completed = _complete_value(f, type_.of_type, value, path, errors)
+        if completed is None:
+            raise TypeError(f"Cannot return null for non-nullable field {f.parent}.{f.name}.")
+        return completed
+    if value is None or value is Undefined:
+        return None
+    if is_list_type(type_):
+        if not is_iterable(value):
+            raise GraphQLError(
+                f"Expected Iterable, but did not find one for field '{f.parent}.{f.name}'."
+            )
+        item_type = type_.of_type
+        items: list[Any] = []
+        for index, item in enumerate(value):
+            item_path = [*path, index]
+            try:
+                completed = _complete_value(f, item_type, item, item_path, errors)
+            except Exception as raw:
+                error = located_error(raw, f.nodes, item_path)
+                if is_non_null_type(item_type):
+                    raise error from None
+                errors.append(error)
+                completed = None
+            items.append(completed)
+        return items
+    if is_leaf_type(type_):
+        coerced = type_.coerce_output_value(value)
+        if coerced is Undefined or coerced is None:
+            raise TypeError(
+                f"Expected `{inspect(type_)}.coerce_output_value({inspect(value)})` to return"
+                f" non-nullable value, returned: {inspect(coerced)}"
+            )
+        return coerced
+    assert is_object_type(type_) and f.sub is not None
+    return _complete_object(f.sub, value, path, errors)
+
+
+# --- The fast path: one generated function per selection, plain dict reads and type checks. ---
+
+
+class _Codegen:
+    """Generates the projectors of one plan; `_Bail` (or any error) hands over to the exact path.
+
+    Only synthetic identifiers are generated: every name or value from the document or the
+    schema reaches the generated source as a `repr` literal or through the namespace.
+    """
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"_Bail": _Bail, "_Undefined": Undefined}
+        self.count = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.count += 1
+        return f"_{prefix}{self.count}"
+
+    def bind(self, prefix: str, value: Any) -> str:
+        name = self.fresh(prefix)
+        self.namespace[name] = value
+        return name
+
+    def define(self, name: str, lines: list[str]) -> Callable[..., Any]:
+        # Generated source is the cheapest projection CPython runs: straight-line reads and type
+        # checks per field, with no per-field calls or dispatch on field kinds.
+        exec(compile("\n".join(lines), f"<compiled {name}>", "exec"), self.namespace)
+        function: Callable[..., Any] = self.namespace[name]
+        return function
+
+    def root(self, f: FieldPlan) -> Callable[[Any], Any]:
+        name = self.fresh("root")
+        return self.define(
+            name, [f"def {name}(v):", *_indent(self.complete(f, f.type, "v")), "    return v"]
+        )
+
+    def object(self, plan: ObjectPlan) -> str:
+        name = self.fresh("object")
+        by_attribute = plan.type.name in _ATTRIBUTE_SOURCED
+        lines = [f"def {name}(s):"]
+        if by_attribute:
+            lines.append("    if type(s) is dict: raise _Bail")
+        else:
+            lines += ["    if type(s) is not dict: raise _Bail", "    g = s.get"]
+        entries: list[str] = []
+        for index, f in enumerate(plan.fields):
+            if f.typename is not None:
+                entries.append(f"{f.key!r}: {f.typename!r}")
+                continue
+            var = f"v{index}"
+            lines.append(f"    {var} = {self.read(f, by_attribute)}")
+            lines += _indent(self.complete(f, f.type, var))
+            entries.append(f"{f.key!r}: {var}")
+        lines.append("    return {" + ", ".join(entries) + "}")
+        self.define(name, lines)
+        return name
+
+    def read(self, f: FieldPlan, by_attribute: bool) -> str:
+        if f.resolver is not None:
+            return f"{self.bind('resolver', f.resolver)}(s, **{self.bind('kwargs', f.kwargs)})"
+        name = f.python_name
+        assert name is not None
+        if not by_attribute:
+            return f"g({name!r})"
+        if name.isidentifier() and not keyword.iskeyword(name):
+            return f"s.{name}"
+        return f"getattr(s, {name!r})"
+
+    def complete(self, f: FieldPlan, type_: GraphQLOutputType, var: str) -> list[str]:
+        """Lines that turn `var` into its response value in place, or raise."""
+        if is_non_null_type(type_):
+            return self.complete_present(f, type_.of_type, var, non_null=True)
+        lines = self.complete_present(f, type_, var, non_null=False)
+        return [f"if {var} is not None:", *_indent(lines, 1)] if lines else []
+
+    def complete_present(
+        self, f: FieldPlan, type_: GraphQLOutputType, var: str, *, non_null: bool
+    ) -> list[str]:
+        """The completion of a value known not to be null, unless `non_null` (then null raises)."""
+        if is_list_type(type_):
+            item = type_.of_type
+            item_non_null = is_non_null_type(item)
+            named = item.of_type if item_non_null else item
+            if not is_object_type(named) or f.sub is None:
+                raise Unsupported(f"a list of {named}")
+            project = self.object(f.sub)
+            each = f"{project}(x)" if item_non_null else f"None if x is None else {project}(x)"
+            return [f"if type({var}) is not list: raise _Bail", f"{var} = [{each} for x in {var}]"]
+        if is_object_type(type_):
+            assert f.sub is not None
+            return [f"{var} = {self.object(f.sub)}({var})"]  # a null is not a dict: it bails
+        if not is_scalar_type(type_) or type_.coerce_output_value is None:
+            raise Unsupported(f"the type {type_}")
+        coerce = type_.coerce_output_value
+        if coerce is GraphQLString.coerce_output_value:
+            return [f"if type({var}) is not str: raise _Bail"]
+        if coerce is GraphQLBoolean.coerce_output_value:
+            return [f"if type({var}) is not bool: raise _Bail"]
+        if coerce is GraphQLInt.coerce_output_value:
+            return [
+                f"if type({var}) is not int or not {_INT_MIN} <= {var} <= {_INT_MAX}: raise _Bail"
+            ]
+        if coerce is GraphQLID.coerce_output_value:
+            return [
+                f"if type({var}) is int: {var} = str({var})",
+                f"elif type({var}) is not str: raise _Bail",
+            ]
+        null_check = [f"if {var} is None: raise _Bail"] if non_null else []
+        if _is_identity(coerce):
+            return null_check  # JSON: the upstream value as it is
+        name = self.bind("coerce", coerce)
+        return [
+            *null_check,
+            f"{var} = {name}({var})",
+            f"if {var} is None or {var} is _Undefined: raise _Bail",
+        ]
+
+
+def _indent(lines: list[str], levels: int = 1) -> list[str]:
+    return [("    " * levels) + line for line in lines]
+
+
+def _is_identity(coerce: Callable[[Any], Any]) -> bool:
+    probe = object()
+    try:
+        return coerce(probe) is probe
+    except Exception:
+        return False
+
+
+# --- Planning: graphql-core's own field collection, once per variant. ---
+
+
+@dataclass(slots=True)
+class _Planner:
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDetails]
+    operation: OperationDefinitionNode
+    variables: VariableValues
+    hide_suggestions: bool
+
+    def field(
+        self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]
+    ) -> tuple[FieldPlan, GraphQLField]:
+        first = details[0]
+        name = first.node.name.value
+        definition = self.schema.get_field(parent, name)
+        if definition is None:
+            raise Unsupported(f"the field {parent.name}.{name}")
+        plan = FieldPlan(key, name, parent.name, [d.node for d in details], definition.type)
+        if name == "__typename":
+            plan.typename = parent.name
+            return plan, definition
+        if parent is not self.schema.query_type:
+            self._reader(plan, definition, first)
+        elif (definition.extensions or {}).get("strawberry-definition") is None or (
+            definition.extensions["strawberry-definition"].extensions
+        ):
+            raise Unsupported(f"the root field {name}")
+        named = get_named_type(definition.type)
+        if is_object_type(named):
+            if named.is_type_of is not None:
+                raise Unsupported(f"is_type_of on {named.name}")
+            collected = collect_subfields(
+                self.schema,
+                self.fragments,
+                self.variables,
+                self.operation,
+                named,
+                details,
+                self.hide_suggestions,
+            )
+            if collected.new_defer_usages:
+                raise Unsupported("@defer")
+            plan.sub = ObjectPlan(
+                named, [self.field(named, k, d)[0] for k, d in collected.grouped_field_set.items()]
+            )
+        elif not is_leaf_type(named):
+            raise Unsupported(f"the abstract type {named}")
+        return plan, definition
+
+    def _reader(self, plan: FieldPlan, definition: GraphQLField, first: FieldDetails) -> None:
+        strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+        if strawberry_field is None or strawberry_field.extensions:
+            # Field extensions (permissions, say) wrap the resolver: only graphql-core runs them.
+            raise Unsupported(f"the field {plan.parent}.{plan.name}")
+        resolver = strawberry_field.base_resolver
+        if resolver is None:
+            plan.python_name = strawberry_field.python_name
+            return
+        function = resolver.wrapped_func
+        if function not in _PURE_RESOLVERS:
+            raise Unsupported(f"the resolver of {plan.parent}.{plan.name}")
+        values = get_argument_values(
+            definition,
+            first.node,
+            self.variables,
+            first.fragment_variable_values,
+            self.hide_suggestions,
+        )
+        plan.resolver = function
+        plan.kwargs = {
+            definition.args[name].extensions["strawberry-definition"].python_name: value
+            for name, value in values.items()
+        }
+
+
+@dataclass(slots=True, eq=False)
+class _Variant:
+    """The plan of an operation for one combination of the variables that shape it."""
+
+    roots: list[RootPlan]
+    fragments: Mapping[str, FragmentDefinitionNode]
+    hide_suggestions: bool
+
+    async def execute(self, context: Context, variables: VariableValues) -> ExecutionResult | None:
+        roots = self.roots
+        arguments: list[dict[str, Any]] = []
+        for root in roots:
+            if root.definition is None:
+                arguments.append({})
+                continue
+            try:
+                arguments.append(
+                    get_argument_values(
+                        root.definition,
+                        root.field.nodes[0],
+                        variables,
+                        None,
+                        self.hide_suggestions,
+                    )
+                )
+            except GraphQLError:
+                return None  # graphql-core reports these its own way (before any resolver runs)
+        errors: list[GraphQLError] = []
+        data: dict[str, Any] = {}
+        pending: list[str] = []
+        for root, args in zip(roots, arguments, strict=True):
+            key = root.field.key
+            if root.definition is None:
+                data[key] = root.field.typename
+            else:
+                data[key] = self._root(root, args, context, variables, errors)
+                pending.append(key)
+        try:
+            # As graphql-core does: one awaitable is awaited as is, several are gathered, and the
+            # first non-null root field to fail cancels the others and nulls the whole `data`.
+            if len(pending) == 1:
+                data[pending[0]] = await data[pending[0]]
+            elif pending:
+                values = await gather_with_cancel(*(data[key] for key in pending))
+                data.update(zip(pending, values, strict=True))
+        except GraphQLError as error:
+            errors.append(error)
+            return ExecutionResult(None, errors)
+        return ExecutionResult(data, errors or None)
+
+    async def _root(
+        self,
+        root: RootPlan,
+        args: dict[str, Any],
+        context: Context,
+        variables: VariableValues,
+        errors: list[GraphQLError],
+    ) -> Any:
+        f = root.field
+        try:
+            value = await self._fetch(f, args, context, variables)
+            try:
+                return root.complete(value)
+            except Exception:
+                return _complete_value(f, f.type, value, [f.key], errors)
+        except Exception as raw:
+            error = located_error(raw, f.nodes, [f.key])
+            if is_non_null_type(f.type):
+                raise error from None
+            errors.append(error)
+            return None
+
+    async def _fetch(
+        self, f: FieldPlan, args: dict[str, Any], context: Context, variables: VariableValues
+    ) -> Any:
+        # The same calls, in the same order, as the resolvers in resolvers/query.py.
+        loaders = context.loaders
+        if f.name == "orderItem":
+            return await fetch_item(loaders, args["id"])
+        if f.name == "orderItemsByIds":
+            return await fetch_items(loaders, list(args["ids"]), context.settings.max_ids)
+        walker = SelectionWalker(self.fragments, variables.coerced or {})
+        request = plan_list(context.settings, walker, f.nodes, args)
+        return await fetch_connection(loaders, request)
+
+
+def _compile(
+    schema: GraphQLSchema,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    operation: OperationDefinitionNode,
+    variables: VariableValues,
+    hide_suggestions: bool,
+) -> _Variant:
+    query_type = schema.query_type
+    assert query_type is not None
+    planner = _Planner(
+        schema,
+        {name: FragmentDetails(definition) for name, definition in fragments.items()},
+        operation,
+        variables,
+        hide_suggestions,
+    )
+    collected = collect_fields(
+        schema, planner.fragments, variables, query_type, operation, hide_suggestions
+    )
+    if collected.new_defer_usages:
+        raise Unsupported("@defer")
+    codegen = _Codegen()
+    roots: list[RootPlan] = []
+    for key, details in collected.grouped_field_set.items():
+        name = details[0].node.name.value
+        if name != "__typename" and name not in ROOT_FIELDS:
+            raise Unsupported(f"the root field {name}")
+        plan, definition = planner.field(query_type, key, details)
+        if name == "__typename":
+            roots.append(RootPlan(plan, None, _identity))
+        else:
+            roots.append(RootPlan(plan, definition, codegen.root(plan)))
+    return _Variant(roots, fragments, hide_suggestions)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+# --- The operation: a static verdict, then one compiled variant per shaping combination. ---
+
+
+class CompiledOperation:
+    """One operation of a cached document, compiled lazily per combination of shaping variables.
+
+    Variables that only feed root-field arguments are read per request; those that decide
+    `@skip`/`@include` or feed nested arguments (`State.name(locale:)`) select a variant.
+    """
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        operation: OperationDefinitionNode,
+        *,
+        hide_suggestions: bool,
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.operation = operation
+        self.hide_suggestions = hide_suggestions
+        self.supported = _statically_supported(operation, fragments)
+        self.shaping = _shaping_variables(operation, fragments) if self.supported else ()
+        self.variants: dict[tuple[Any, ...], _Variant | None] = {}
+
+    async def execute(self, context: Context, variables: VariableValues) -> ExecutionResult | None:
+        """The result, or None when graphql-core must run this request."""
+        if not self.supported:
+            return None
+        variant = self.variant(variables)
+        if variant is None:
+            return None
+        return await variant.execute(context, variables)
+
+    def variant(self, variables: VariableValues) -> _Variant | None:
+        coerced = variables.coerced
+        key = tuple(coerced.get(name, _ABSENT) for name in self.shaping)
+        try:
+            return self.variants[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: compile for this request only
+            return self._compile(variables)
+        variant = self._compile(variables)
+        if len(self.variants) < MAX_VARIANTS:
+            self.variants[key] = variant
+        return variant
+
+    def _compile(self, variables: VariableValues) -> _Variant | None:
+        try:
+            return _compile(
+                self.schema, self.fragments, self.operation, variables, self.hide_suggestions
+            )
+        except (Unsupported, GraphQLError):
+            # GraphQLError: e.g. a null `if:`; graphql-core reports it exactly as it does.
+            return None
+        except Exception:  # a compiler bug must cost speed, never an answer
+            logger.exception("could not compile an operation; graphql-core runs it")
+            return None
+
+
+def _statically_supported(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> bool:
+    if operation.operation != OperationType.QUERY or operation.directives:
+        return False
+    selection_sets = [operation.selection_set, *(f.selection_set for f in fragments.values())]
+    return not any(
+        node.name.value in ("__schema", "__type") for node in _field_nodes(selection_sets)
+    )
+
+
+def _shaping_variables(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """Variables used by directives or by arguments of fields below the root."""
+    names: set[str] = set()
+    selection_sets = [operation.selection_set, *(f.selection_set for f in fragments.values())]
+    for selection_set in selection_sets:
+        for selection in _selections(selection_set):
+            for directive in selection.directives or ():
+                for argument in directive.arguments or ():
+                    _collect_variables(argument.value, names)
+            if isinstance(selection, FieldNode) and selection.name.value not in ROOT_FIELDS:
+                for argument in selection.arguments or ():
+                    _collect_variables(argument.value, names)
+    return tuple(sorted(names))
+
+
+def _selections(selection_set: SelectionSetNode) -> list[Any]:
+    found: list[Any] = []
+    stack = [selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            found.append(selection)
+            if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
+                stack.append(selection.selection_set)
+    return found
+
+
+def _field_nodes(selection_sets: list[SelectionSetNode]) -> list[FieldNode]:
+    return [
+        s for selection_set in selection_sets for s in _selections(selection_set)
+        if isinstance(s, FieldNode)
+    ]  # fmt: skip
+
+
+def _collect_variables(value: ValueNode, names: set[str]) -> None:
+    if isinstance(value, VariableNode):
+        names.add(value.name.value)
+    elif isinstance(value, ListValueNode):
+        for item in value.values:
+            _collect_variables(item, names)
+    elif isinstance(value, ObjectValueNode):
+        for object_field in value.fields:
+            _collect_variables(object_field.value, names)

@@ -1,0 +1,489 @@
+"""Compiled operations answer exactly as graphql-core does, including every error path."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from graphql import GraphQLSchema
+from starlette.responses import Response
+
+from gateway.compiled import CompiledOperation
+from gateway.execution import Executor, RequestError
+from gateway.fake_upstream.app import FakeOms, create_fake_app
+from gateway.fake_upstream.data import make_items
+from gateway.graphql_errors import client_error
+from gateway.settings import Settings
+from gateway.upstream import OmsClient, UpstreamSession, open_http_client
+from resolvers.context import Context
+from resolvers.loaders import Loaders
+from schema import make_schema
+from tests.conftest import AUTH, serve
+from tests.queries import ITEM_FIELDS
+
+# No retries and a breaker that never opens: both paths must see the same upstream answers.
+QUIET = {"upstream_retries": 0, "breaker_min_calls": 10**9}
+
+
+# --- Shared with the differential test: servers and both execution paths in-process. ---
+
+
+class FaultSwitch:
+    """The fake OMS behind a switch that fails chosen detail ids, or whole endpoints.
+
+    Deterministic where `Faults(rate=...)` is not: which concurrent call a rate picks depends
+    on the order the calls arrive in.
+    """
+
+    _DETAIL = re.compile(r"/api/v1/oms/order_items/(\d+)/")
+    _LIST = "/api/v1/oms/order_items/"
+    _SIMPLE = "/api/v1/oms/order_items/list-simple/"
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.details: dict[int, str] = {}  # id -> fault kind
+        self.lists: dict[str, str] = {}  # "list" | "list-simple" -> fault kind
+
+    def clear(self) -> None:
+        self.details, self.lists = {}, {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        kind = self._fault(scope) if scope["type"] == "http" else None
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        await _faulty_response(kind)(scope, receive, send)
+
+    def _fault(self, scope: Any) -> str | None:
+        path = scope["path"]
+        if path == self._LIST:
+            return self.lists.get("list")
+        if path == self._SIMPLE:
+            return self.lists.get("list-simple")
+        match = self._DETAIL.fullmatch(path)
+        return self.details.get(int(match[1])) if match else None
+
+
+def _faulty_response(kind: str) -> Response:
+    json = "application/json"
+    if kind.isdigit():
+        return Response(b'{"detail": "Injected failure."}', int(kind), media_type=json)
+    bodies = {
+        "malformed": b"{'detail': not json",
+        "truncated": b'{"id": 1, "state": {"id"',
+        "misshaped": b'{"count": "many", "results": {"id": 1}}',
+        "html": b"<html><body>Bad Gateway</body></html>",
+    }
+    return Response(bodies[kind], media_type="text/html" if kind == "html" else json)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(item: dict[str, Any]) -> None:
+        *parents, key = path.split(".")
+        for parent in parents:
+            item = item[parent]
+        item[key] = value
+
+    return edit
+
+
+# Contract breaches, one per item id from 2 (listed first: the cases the unit tests name) and
+# then round-robin over the later ids, so any page of a list meets most of them.
+BREACHES: list[Callable[[dict[str, Any]], None]] = [
+    _set("price", 599.99),  # 2: a float amount: a nullable Decimal's error
+    _set("product.productimage_set", [{"id": None, "order": 1}]),  # 3: a required id
+    _set("created_date", "07/07/2021"),  # 4: not ISO 8601
+    _set("state.modified_date", "yesterday"),
+    _set("product.productimage_set", ["not-an-object"]),  # 6: an unexpected error
+    _set("omnitron_id", 2**40),  # not a 32-bit Int
+    _set("omnitron_id", "12"),  # 8: coerced to 12
+    _set("price_currency", 5),  # 9: coerced to "5"
+    _set("price_list.is_auto_sync", "yes"),  # not a Boolean
+    _set("price_list", "not-an-object"),
+    _set("state.id", 1.5),  # an ID that is no integer
+    _set("product.attributes_kwargs", ["a", "list"]),  # attributeValues fails
+    _set("product.productimage_set", 5),  # not iterable
+    _set("state.translations", "tr"),  # 15: the default name instead
+    _set("product.id", None),  # a required id
+    _set("extra_field", []),
+    _set("product.productimage_set", None),  # a required list
+    _set("state.content_type", True),  # 19: coerced to 1
+    _set("product.sku", 12),
+    _set("state.enum_value", 4.5),
+    _set("stock_list.pk", None),
+    _set("retail_price", "1,000.00"),
+    _set("product.remote_modified_date", 5),
+    _set("tax_rate", 8),
+    _set("price_list.modified_date", ""),
+    _set("parent_omnitron_id", 3.0),
+    _set("product.name", True),
+]
+
+
+def mangled_items() -> list[dict[str, Any]]:
+    """The fake's items with contract breaches: item 1 is clean, the next ones have one breach
+    each (in the order of BREACHES), and all later ones three breaches each."""
+    items = copy.deepcopy(make_items())
+    count = len(BREACHES)
+    for item in items[1:]:
+        index = item["id"] - 2
+        for step in (0, 10, 19) if index >= count else (0,):
+            BREACHES[(index + step) % count](item)
+    return items
+
+
+@dataclass
+class Outcome:
+    """What a client would get, in comparable form."""
+
+    data: bytes  # `data` exactly as serialized, so key order counts
+    errors: list[bytes]  # each client error as canonical JSON, in the executor's order
+    calls: dict[str, int] = field(default_factory=dict)
+    compiled: bool = False  # the compiled path answered (rather than graphql-core)
+
+    @property
+    def sorted_errors(self) -> list[bytes]:
+        return sorted(self.errors)
+
+
+def make_executors(**settings: Any) -> tuple[Executor, Executor]:
+    schema: GraphQLSchema = make_schema()._schema
+    options = {**QUIET, **settings}
+    return (
+        Executor(schema, Settings(compile_operations=False, **options)),
+        Executor(schema, Settings(compile_operations=True, **options)),
+    )
+
+
+async def run(
+    executor: Executor,
+    client: OmsClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> Outcome:
+    """One operation through `Executor.execute`, as the endpoint runs it."""
+    settings = executor.settings
+    session = UpstreamSession(
+        client,
+        AUTH["Authorization"],
+        deadline=time.monotonic() + settings.operation_timeout,
+        request_id="req",
+    )
+    context = Context(settings, session, Loaders(session, detail_concurrency=3), "req")
+    try:
+        prepared = executor.prepare(query)
+        operation = prepared.operation(operation_name)
+        result = await executor.execute(prepared, operation, variables, context)
+    except RequestError as error:
+        return Outcome(b"rejected", [_canonical(client_error(e, "req")) for e in error.errors])
+    compiled = False
+    if settings.compile_operations:
+        plan = executor.compiled(prepared, operation)
+        compiled = plan.variant(executor.coerce_variables(operation, variables)) is not None
+    return Outcome(
+        orjson.dumps(result.data),
+        [_canonical(client_error(e, "req")) for e in result.errors or ()],
+        dict(session.calls),
+        compiled,
+    )
+
+
+def _canonical(error: dict[str, Any]) -> bytes:
+    return orjson.dumps(error, option=orjson.OPT_SORT_KEYS)
+
+
+@pytest.fixture(scope="module")
+def mangled_url() -> Iterator[str]:
+    with serve(create_fake_app(FakeOms(items=mangled_items()))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def switch() -> Iterator[tuple[FaultSwitch, str]]:
+    faults = FaultSwitch(create_fake_app(FakeOms()))
+    with serve(faults) as url:
+        yield faults, url
+
+
+@contextlib.asynccontextmanager
+async def oms_client(url: str) -> AsyncIterator[OmsClient]:
+    settings = Settings(upstream_url=url, **QUIET)
+    async with open_http_client(settings) as http:
+        yield OmsClient(http, settings)
+
+
+@pytest.fixture(scope="module")
+async def clean(upstream: Any) -> AsyncIterator[OmsClient]:
+    async with oms_client(upstream.url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def mangled(mangled_url: str) -> AsyncIterator[OmsClient]:
+    async with oms_client(mangled_url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def faulty(switch: tuple[FaultSwitch, str]) -> AsyncIterator[OmsClient]:
+    async with oms_client(switch[1]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def executors() -> tuple[Executor, Executor]:
+    return make_executors()
+
+
+async def both(
+    executors: tuple[Executor, Executor],
+    client: OmsClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    ordered: bool = True,
+) -> Outcome:
+    """Run graphql-core then the compiled path; they must agree. Returns the compiled outcome.
+
+    `ordered=False` compares errors as a set: root fields resolve concurrently, and graphql-core
+    adds their errors in the order their upstream calls happen to answer.
+    """
+    standard = await run(executors[0], client, query, variables)
+    compiled = await run(executors[1], client, query, variables)
+    assert compiled.data == standard.data
+    if ordered:
+        assert compiled.errors == standard.errors
+    else:
+        assert compiled.sorted_errors == standard.sorted_errors
+    assert compiled.calls == standard.calls
+    return compiled
+
+
+# --- Deterministic cases for the tricky semantics. ---
+
+MERGED = """
+query Merged($full: Boolean!, $slim: Boolean!) {
+  __typename
+  list: orderItems(first: 3, after: "b2k6MQ==") {
+    totalCount
+    ... on OrderItemConnection { pageInfo { endCursor hasNextPage } }
+    nodes { a: id ...Ids id price a: id state { __typename n: name(locale: "tr") } }
+    nodes { price state { n: name(locale: "tr") id } ... @include(if: $full) { product { sku } } }
+    edges @skip(if: $slim) { cursor node { __typename ...Ids } }
+    pageInfo { hasPreviousPage endCursor }
+  }
+}
+fragment Ids on OrderItem { orderId id ...Ids2 }
+fragment Ids2 on OrderItem { id product { id __typename } }
+"""
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        (ITEM_FIELDS + "{ orderItems(first: 7) { totalCount nodes { ...ItemFields } } }", None),
+        (MERGED, {"full": True, "slim": False}),
+        (MERGED, {"full": False, "slim": True}),
+        (
+            "query($l: String, $i: ID!) { orderItem(id: $i) { state { name(locale: $l) "
+            'd: name tr: name(locale: "TR_tr") } product { attributeValues { key label value '
+            "dataType } } } }",
+            {"l": "en-US", "i": "01"},
+        ),
+        (
+            "{ orderItems(page: 30, pageSize: 20) { totalCount nodes { id } pageInfo { startCursor } } }",
+            None,
+        ),
+        ("{ orderItems(first: 0) { totalCount edges { cursor } } }", None),
+        ('{ orderItems(orderNumber: "2021000002") { totalCount nodes { id orderId } } }', None),
+        ("{ orderItemsByIds(ids: []) { id } }", None),
+    ],
+)
+async def test_compiled_matches_graphql_core(executors, clean, query, variables):
+    outcome = await both(executors, clean, query, variables)
+    assert outcome.compiled and not outcome.errors
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ orderItems(first: -1) { totalCount } a: orderItem(id: 1) { id } }",
+        '{ a: orderItem(id: "x") { id } orderItems(first: 2, page: 2) { totalCount } }',
+        '{ orderItems(after: "bogus") { totalCount } }',
+        "{ orderItems(first: 600) { totalCount } }",
+        '{ orderItemsByIds(ids: [1, "b"]) { id } }',
+        '{ orderItem(id: "99999999999999999999") { id } }',
+    ],
+)
+async def test_bad_arguments_fail_alike(executors, clean, query):
+    outcome = await both(executors, clean, query)
+    assert outcome.compiled and outcome.errors
+
+
+async def test_missing_and_repeated_ids(executors, clean):
+    outcome = await both(executors, clean, '{ orderItemsByIds(ids: [3, 999999, 3, "03"]) { id } }')
+    assert orjson.loads(outcome.data) == {
+        "orderItemsByIds": [{"id": "3"}, None, {"id": "3"}, {"id": "3"}]
+    }
+    assert outcome.calls == {"/api/v1/oms/order_items/{id}/": 2}
+
+
+async def test_errors_in_list_slots(executors, faulty, switch):
+    switch[0].details = {2: "502", 4: "malformed", 5: "html"}
+    try:
+        outcome = await both(
+            executors,
+            faulty,
+            "{ orderItemsByIds(ids: [1, 2, 3, 4, 2, 5]) { id price } }",
+        )
+    finally:
+        switch[0].clear()
+    slots = orjson.loads(outcome.data)["orderItemsByIds"]
+    assert [slot is None for slot in slots] == [False, True, False, True, True, True]
+    paths = [orjson.loads(e)["path"] for e in outcome.errors]
+    assert paths == [["orderItemsByIds", 1], ["orderItemsByIds", 3], ["orderItemsByIds", 4],
+                     ["orderItemsByIds", 5]]  # fmt: skip
+
+
+async def test_failing_list_nulls_data_and_cancels_the_rest(executors, faulty, switch):
+    switch[0].lists = {"list-simple": "503"}
+    try:
+        outcome = await both(
+            executors,
+            faulty,
+            "{ orderItems(first: 2) { nodes { id } } one: orderItem(id: 7) { id } }",
+            ordered=False,
+        )
+    finally:
+        switch[0].clear()
+    assert outcome.data == b"null"
+    assert any(b"UPSTREAM_ERROR" in e for e in outcome.errors)
+
+
+@pytest.mark.parametrize("item_id", range(1, len(BREACHES) + 2))
+async def test_contract_breaches_fail_alike(executors, mangled, item_id):
+    query = ITEM_FIELDS + (
+        f"{{ orderItem(id: {item_id}) {{ ...ItemFields __typename "
+        'product { attributeValues { key value } } state { tr: name(locale: "tr") } } }'
+    )
+    outcome = await both(executors, mangled, query)
+    assert outcome.compiled
+    if item_id > 1:
+        coerced_only = {8, 9, 15, 19, 20, 21, 25, 27, 28}  # breaches that scalars coerce away
+        assert bool(outcome.errors) != (item_id in coerced_only)
+
+
+async def test_null_propagates_to_the_nearest_nullable_parent(executors, mangled):
+    query = "{ orderItemsByIds(ids: [1, 3]) { id product { images { key: id } } } }"
+    outcome = await both(executors, mangled, query)
+    assert orjson.loads(outcome.data)["orderItemsByIds"][1] is None
+    [error] = [orjson.loads(e) for e in outcome.errors]
+    assert error["path"] == ["orderItemsByIds", 1, "product", "images", 0, "key"]
+    assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE"}
+    assert "ProductImage.id" in error["message"]
+
+
+async def test_null_in_a_page_nulls_the_whole_data(executors, mangled):
+    query = "{ orderItems(first: 5) { nodes { id price product { images { id } } } } }"
+    outcome = await both(executors, mangled, query)
+    assert outcome.data == b"null"
+    assert [orjson.loads(e)["path"] for e in outcome.errors] == [
+        ["orderItems", "nodes", 1, "price"],
+        ["orderItems", "nodes", 2, "product", "images", 0, "id"],
+    ]
+
+
+async def test_unexpected_errors_are_masked_alike(executors, mangled):
+    outcome = await both(executors, mangled, "{ orderItem(id: 6) { product { images { url } } } }")
+    [error] = [orjson.loads(e) for e in outcome.errors]
+    assert error["extensions"]["code"] == "INTERNAL_ERROR"
+
+
+async def test_shaping_variables_select_variants(executors, clean):
+    query = (
+        "query($b: Boolean!, $l: String, $n: Int) { orderItems(first: $n) { nodes { id "
+        "@skip(if: $b) state { name(locale: $l) } } } }"
+    )
+    for variables in (
+        {"b": True, "l": "tr", "n": 2},
+        {"b": False, "l": "tr", "n": 3},
+        {"b": True, "l": "en", "n": 1},
+        {"b": True, "l": "tr", "n": 4},  # `n` only feeds a root argument: no new variant
+    ):
+        await both(executors, clean, query, variables)
+    prepared = executors[1].prepare(query)
+    plan = executors[1].compiled(prepared, prepared.operation(None))
+    assert plan.shaping == ("b", "l")
+    assert len(plan.variants) == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "data"),
+    [
+        (
+            "query($b: Boolean = true) { orderItem(id: 1) { id @include(if: $b) } }",
+            b'{"orderItem":null}',
+        ),
+        ("query($b: Boolean = true) { orderItem(id: 1) @skip(if: $b) { id } }", b"null"),
+    ],
+)
+async def test_a_null_if_variable_falls_back(executors, clean, query, data):
+    outcome = await both(executors, clean, query, {"b": None})
+    assert not outcome.compiled and outcome.data == data and outcome.errors
+    outcome = await both(executors, clean, query, {})
+    assert outcome.compiled
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ __schema { queryType { name } } }",
+        '{ __type(name: "OrderItem") { name } orderItem(id: 1) { id } }',
+        "{ orderItem(id: 1) { id } ...Intro } fragment Intro on Query { __schema { types { name } } }",
+    ],
+)
+async def test_introspection_falls_back(executors, clean, query):
+    outcome = await both(executors, clean, query)
+    assert not outcome.compiled
+    prepared = executors[1].prepare(query)
+    assert not executors[1].compiled(prepared, prepared.operation(None)).supported
+
+
+async def test_compiling_can_be_switched_off(clean):
+    standard, _ = make_executors()
+    prepared = standard.prepare("{ orderItem(id: 1) { id } }")
+    outcome = await run(standard, clean, "{ orderItem(id: 1) { id } }")
+    assert not outcome.compiled and prepared.extras == {}
+
+
+def test_compiled_plans_live_in_the_document_cache(executors):
+    prepared = executors[1].prepare("query A { orderItem(id: 1) { id } } query B { __typename }")
+    a = executors[1].compiled(prepared, prepared.operation("A"))
+    assert isinstance(a, CompiledOperation)
+    assert executors[1].compiled(prepared, prepared.operation("A")) is a
+    assert executors[1].compiled(prepared, prepared.operation("B")) is not a
+
+
+def test_both_paths_answer_alike_over_http(make_gateway, upstream):
+    query = ITEM_FIELDS + (
+        "{ orderItems(first: 50) { totalCount nodes { ...ItemFields } } "
+        "some: orderItemsByIds(ids: [1, 60, 999999]) { id price } }"
+    )
+    bodies, calls = [], []
+    for compile_operations in (False, True):
+        gateway = make_gateway(compile_operations=compile_operations)
+        upstream.fake.reset()
+        response = gateway.post(query)
+        assert response.status_code == 200
+        bodies.append(response.content)
+        calls.append(upstream.fake.stats()["calls"])
+    assert bodies[0] == bodies[1]
+    assert calls[0] == calls[1]
