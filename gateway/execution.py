@@ -44,12 +44,19 @@ def request_error(message: str, code: str, status: int = 400, **extra: Any) -> R
 
 @dataclass(slots=True)
 class Prepared:
-    """A parsed and validated document, cached by its text."""
+    """A parsed document and its validation outcome, cached by its text."""
 
     document: DocumentNode
     fragments: dict[str, FragmentDefinitionNode]
     operations: dict[str | None, OperationDefinitionNode]
+    invalid: RequestError | None = None  # the validation errors, when there are any
     extras: dict[Any, Any] = field(default_factory=dict)  # per-document caches of later stages
+
+    def find(self, name: str | None) -> OperationDefinitionNode | None:
+        """The operation `name` selects, or None when there is no such single operation."""
+        if name is None:
+            return next(iter(self.operations.values())) if len(self.operations) == 1 else None
+        return self.operations.get(name)
 
     def operation(self, name: str | None) -> OperationDefinitionNode:
         if name is None and len(self.operations) > 1:
@@ -73,12 +80,6 @@ def _prepare(query: str, schema: GraphQLSchema, settings: Settings, rules: Any) 
         else:
             syntax_error.extensions = {"code": "GRAPHQL_PARSE_FAILED"}
         raise RequestError([syntax_error]) from None
-    errors = validate(schema, document, rules, hide_suggestions=settings.production)
-    if errors:
-        for error in errors:
-            if not error.extensions:
-                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
-        raise RequestError(errors)
     fragments: dict[str, FragmentDefinitionNode] = {}
     operations: dict[str | None, OperationDefinitionNode] = {}
     for definition in document.definitions:
@@ -86,7 +87,14 @@ def _prepare(query: str, schema: GraphQLSchema, settings: Settings, rules: Any) 
             fragments[definition.name.value] = definition
         elif isinstance(definition, OperationDefinitionNode):
             operations[definition.name.value if definition.name else None] = definition
-    return Prepared(document, fragments, operations)
+    prepared = Prepared(document, fragments, operations)
+    errors = validate(schema, document, rules, hide_suggestions=settings.production)
+    if errors:
+        for error in errors:
+            if not error.extensions:
+                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+        prepared.invalid = RequestError(errors)
+    return prepared
 
 
 class Executor:
@@ -97,7 +105,7 @@ class Executor:
         self.settings = settings
         rules: list[type[ASTValidationRule]] = [
             *specified_rules,
-            max_depth(settings.max_depth),
+            max_depth(settings.max_depth, settings.max_selections),
             max_aliases(settings.max_aliases),
             max_directives(settings.max_directives),
         ]
@@ -107,7 +115,18 @@ class Executor:
         self._cache: OrderedDict[str, Prepared | RequestError] = OrderedDict()
 
     def prepare(self, query: str) -> Prepared:
-        """Parse and validate once per distinct document (failures are cached too)."""
+        """The valid document `query`; raises its syntax or validation errors."""
+        prepared = self.parse(query)
+        if prepared.invalid is not None:
+            raise prepared.invalid
+        return prepared
+
+    def parse(self, query: str) -> Prepared:
+        """Parse and validate once per distinct document; raises only syntax errors.
+
+        Validation errors stay on the result, so that a caller can first refuse what the
+        transport forbids (a mutation over GET is 405 even when the document is also invalid).
+        """
         cached = self._cache.get(query)
         if cached is None:
             try:

@@ -47,6 +47,8 @@ def client_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
 def _code_without_cause(error: GraphQLError) -> str:
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
-    if error.message.startswith("Variable "):
+    if error.message.startswith(("Variable ", "Argument ")):
+        # Validation errors carry their code already; these come from coercing runtime values
+        # (e.g. a null variable given to a non-null `if:`), so they are the client's input.
         return "BAD_USER_INPUT"
     return "GRAPHQL_VALIDATION_FAILED"

@@ -229,15 +229,20 @@ class GraphQLEndpoint:
             self.metrics.hit("apq", params.query is None)
         if query is None:
             raise request_error("No `query` in the request.", "BAD_REQUEST")
-        prepared = self.executor.prepare(query)
+        prepared = self.executor.parse(query)
+        if request.method == "GET":
+            selected = prepared.find(params.operation_name)
+            if selected is not None and not is_query(selected):
+                # GraphQL over HTTP: 405 for a non-query over GET, before validation.
+                raise request_error(
+                    "Only queries can be sent with GET; use POST.", "METHOD_NOT_ALLOWED", 405
+                )
+        if prepared.invalid is not None:
+            raise prepared.invalid
         if digest is not None and params.query is not None:
             await self.documents.put(digest, query)
         operation = prepared.operation(params.operation_name)
         record.name = operation.name.value if operation.name else None
-        if request.method == "GET" and not is_query(operation):
-            raise request_error(
-                "Only queries can be sent with GET; use POST.", "METHOD_NOT_ALLOWED", 405
-            )
         context = self.make_context(request, record.request_id)
         key = None
         if self.responses is not None and (request.method == "GET" or digest is not None):
@@ -267,7 +272,8 @@ class GraphQLEndpoint:
     def _respond(
         self, status: int, content: bytes, media_type: str, request_id: str, request: Request
     ) -> Response:
-        headers = {"X-Request-ID": request_id, "Vary": "Accept, Accept-Encoding, Authorization"}
+        # The compression middleware adds `Accept-Encoding` to Vary when it compresses.
+        headers = {"X-Request-ID": request_id, "Vary": "Accept, Authorization"}
         if status == 405:
             headers["Allow"] = "POST"
         if request.method == "GET" and status == 200:
