@@ -7,7 +7,7 @@ once per document and its measure reused at every spread, so a "fragment bomb" (
 spread the next one many times) costs linear time to measure however large it expands. Since
 every later walk over the selections (the call budget, the endpoint planner) follows each spread,
 the depth rule also refuses a document whose selections, expanded, exceed `max_selections`
-(SELECTION_LIMIT): without that, a 600-byte document could expand to millions of fields.
+(`SELECTION_LIMIT`): without that, a 600-byte document could expand to millions of fields.
 Validation results are cached per document, so this walk runs once per distinct document.
 """
 
@@ -25,9 +25,6 @@ from graphql import (
     SelectionSetNode,
     ValidationContext,
 )
-
-#: The most field selections an operation may have once its fragment spreads are expanded.
-MAX_SELECTIONS = 10_000
 
 
 class Measure(NamedTuple):
@@ -109,7 +106,7 @@ def _rule(name: str, checks: list[_Check]) -> type[ASTValidationRule]:
     )
 
 
-def max_depth(limit: int, max_selections: int = MAX_SELECTIONS) -> type[ASTValidationRule]:
+def max_depth(limit: int, max_selections: int) -> type[ASTValidationRule]:
     return _rule(
         "MaxDepthRule",
         [

@@ -52,6 +52,7 @@ class Settings:
     max_depth: int = 10
     max_aliases: int = 30
     max_directives: int = 50
+    max_selections: int = 10_000  # field selections with fragment spreads expanded
     max_upstream_calls: int = 20
     max_ids: int = 100
     max_body_bytes: int = 65536
@@ -80,8 +81,8 @@ class Settings:
             object.__setattr__(self, "token", Secret(self.token))
         for name in (
             "upstream_max_limit", "max_page_size", "default_page_size", "max_tokens", "max_depth",
-            "max_aliases", "max_directives", "max_upstream_calls", "max_ids", "max_body_bytes",
-            "document_cache_size", "apq_cache_size", "upstream_concurrency",
+            "max_aliases", "max_directives", "max_selections", "max_upstream_calls", "max_ids",
+            "max_body_bytes", "document_cache_size", "apq_cache_size", "upstream_concurrency",
             "max_inflight_operations", "breaker_min_calls", "response_cache_size", "workers",
         ):  # fmt: skip
             if getattr(self, name) < 1:

@@ -217,6 +217,18 @@ def test_fragment_bomb_is_refused_at_once(gateway, upstream, where):
     assert errors[0]["extensions"]["found"] > 1_000_000
 
 
+def test_selection_limit_is_a_setting(make_gateway, upstream):
+    gw = make_gateway(max_selections=4)
+    # orderItem, id, product, product.id: four selections once F is expanded
+    query = "{ orderItem(id: 1) { ...F } } fragment F on OrderItem { id product { id } }"
+    assert gw.data(query)["orderItem"]["product"]["id"]
+    calls = upstream.calls()
+    upstream.fake.reset()
+    errors = refused(gw, upstream, query.replace("{ id } }", "{ id sku } }"))
+    assert errors[0]["extensions"] == {"code": "SELECTION_LIMIT", "limit": 4, "found": 5}
+    assert calls == 1
+
+
 def test_the_gateway_stays_responsive_during_a_fragment_bomb(make_gateway, upstream):
     gw = make_gateway()
     bomb = fragment_bomb(10, 6, "OrderItem", "id", "{ orderItem(id: 2) { ...F0 } }")
