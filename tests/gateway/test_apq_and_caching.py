@@ -204,6 +204,17 @@ def test_large_responses_are_gzipped_and_decompress_to_the_same_body(gateway):
     assert gzip.decompress(squeezed) == plain
 
 
+def test_compressed_responses_vary_by_accept_encoding_once(gateway):
+    response = gateway.client.post(
+        f"{gateway.url}/graphql",
+        json={"query": BIG},
+        headers={**AUTH, "Accept-Encoding": "gzip"},
+    )
+    assert response.headers["content-encoding"] == "gzip"
+    vary = [v.strip().lower() for v in response.headers["vary"].split(",")]
+    assert sorted(vary) == ["accept", "accept-encoding", "authorization"]
+
+
 def test_small_responses_are_not_compressed(gateway):
     encoding, body = raw_post(gateway, "{ orderItem(id: 1) { id } }", "gzip")
     assert encoding is None
