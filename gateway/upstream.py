@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -63,6 +64,9 @@ def open_http_client(settings: Settings) -> httpx.AsyncClient:
             max_keepalive_connections=settings.upstream_max_connections,
         ),
         headers={"Accept": "application/json"},
+        # Every client's calls share this client: a cookie the upstream (or a sticky load
+        # balancer) sets for one token must never ride along on another's request.
+        cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         follow_redirects=False,
         trust_env=False,
     )

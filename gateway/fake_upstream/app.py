@@ -80,6 +80,8 @@ class FakeOms:
     faults: Faults = field(default_factory=Faults)
     in_flight: int = 0
     max_in_flight: int = 0
+    # Answer with a Set-Cookie, as a session-auth backend or a sticky load balancer would.
+    set_cookies: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +97,7 @@ class FakeOms:
             self.forwarded.append(
                 {
                     h: request.headers[h]
-                    for h in ("x-request-id", "traceparent")
+                    for h in ("x-request-id", "traceparent", "cookie")
                     if h in request.headers
                 }
             )
@@ -106,6 +108,7 @@ class FakeOms:
             self.log.clear()
             self.forwarded.clear()
             self.faults = Faults()
+            self.set_cookies = False
             self.max_in_flight = self.in_flight
 
     def enter(self) -> None:
@@ -227,7 +230,10 @@ def create_fake_app(fake: FakeOms | None = None) -> Starlette:
                     await asyncio.sleep(faults.latency)
                 if faults.hits(name, request.url.path + "?" + request.url.query):
                     return await _faulty(faults, handler, request)
-                return handler(request)
+                response = handler(request)
+                if fake.set_cookies:
+                    response.set_cookie("sessionid", f"session-{len(fake.log)}", path="/")
+                return response
             finally:
                 fake.leave()
 

@@ -160,3 +160,16 @@ def test_a_failed_answer_is_not_cached_for_the_next_client(make_gateway, upstrea
     assert gateway.client.get(url, params=params, headers=AUTH).json() == {
         "data": {"orderItem": {"id": "5"}}
     }
+
+
+def test_upstream_cookies_never_reach_another_request(gateway, upstream):
+    # A session backend or a sticky load balancer in front of the OMS may set cookies. The
+    # upstream client is shared by every client of the gateway, so a kept cookie would ride
+    # along on the next client's call and could authenticate it as someone else.
+    upstream.fake.set_cookies = True
+    for item_id in (1, 2, 3):
+        gateway.data(f"{{ orderItem(id: {item_id}) {{ id }} }}")
+    gateway.data("{ orderItems(first: 2) { nodes { id } } }")
+    forwarded = upstream.fake.forwarded
+    assert len(forwarded) == 4
+    assert [f for f in forwarded if "cookie" in f] == []
