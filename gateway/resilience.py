@@ -87,6 +87,7 @@ class CircuitBreaker:
         self.cooldown = cooldown
         self._clock = clock
         self._outcomes: deque[tuple[float, bool]] = deque()
+        self._failures = 0  # failures among `_outcomes`, kept so a record costs O(1)
         self.state = BreakerState.CLOSED
         self._opened_at = 0.0
         self._probing = False
@@ -113,19 +114,20 @@ class CircuitBreaker:
             self._probing = False
             if self.state is BreakerState.HALF_OPEN:
                 if success:
-                    self._outcomes.clear()
+                    self._forget()
                     self._move(BreakerState.CLOSED)
                 else:
                     self._open(now)
             return
         if self.state is not BreakerState.CLOSED:
             return
-        self._outcomes.append((now, success))
-        while self._outcomes and now - self._outcomes[0][0] > self.window:
-            self._outcomes.popleft()
-        calls = len(self._outcomes)
-        failures = sum(1 for _, ok in self._outcomes if not ok)
-        if calls >= self.min_calls and failures >= self.failure_ratio * calls:
+        outcomes = self._outcomes
+        outcomes.append((now, success))
+        self._failures += not success
+        while now - outcomes[0][0] > self.window:
+            self._failures -= not outcomes.popleft()[1]
+        calls = len(outcomes)
+        if calls >= self.min_calls and self._failures >= self.failure_ratio * calls:
             self._open(now)
 
     def release_probe(self) -> None:
@@ -134,8 +136,12 @@ class CircuitBreaker:
 
     def _open(self, now: float) -> None:
         self._opened_at = now
-        self._outcomes.clear()
+        self._forget()
         self._move(BreakerState.OPEN)
+
+    def _forget(self) -> None:
+        self._outcomes.clear()
+        self._failures = 0
 
     def _move(self, state: BreakerState) -> None:
         if state is not self.state:

@@ -406,6 +406,25 @@ def test_breaker_forgets_outcomes_older_than_the_window():
     assert b.state is BreakerState.OPEN
 
 
+def test_breaker_opens_exactly_when_a_full_scan_of_the_window_says_so():
+    # The breaker keeps a running failure count; this checks it against counting from scratch.
+    rng = random.Random(7)
+    for _ in range(200):
+        clock = Clock()
+        b = breaker(clock, min_calls=5, failure_ratio=0.4, window=3.0)
+        seen: list[tuple[float, bool]] = []
+        for _ in range(60):
+            clock.now += rng.choice([0.0, 0.1, 0.5, 1.0, 2.5])
+            ok = rng.random() < 0.7
+            b.record(ok)
+            seen = [(t, o) for t, o in [*seen, (clock.now, ok)] if clock.now - t <= 3.0]
+            failures = sum(not o for _, o in seen)
+            should_open = len(seen) >= 5 and failures >= 0.4 * len(seen)
+            assert (b.state is BreakerState.OPEN) == should_open
+            if should_open:
+                break
+
+
 def test_breaker_cooldown_half_open_and_a_single_probe():
     clock = Clock()
     b = breaker(clock, cooldown=5.0)
