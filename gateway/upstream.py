@@ -83,6 +83,10 @@ class OmsClient:
         tracing: Tracing | None = None,
     ) -> None:
         self.http = http
+        # Requests are built here rather than by `http.get`: merging the client's defaults per
+        # call was about a sixth of an upstream call's CPU (bench/, profile).
+        self._base = str(http.base_url).rstrip("/")
+        self._headers = dict(http.headers)
         self.settings = settings
         self.resilience = Resilience(settings)
         self.metrics = metrics or Metrics()
@@ -195,7 +199,14 @@ class OmsClient:
             )
             try:
                 async with asyncio.timeout(budget):
-                    return await self.http.get(url, params=params, headers=headers, timeout=timeout)
+                    request = httpx.Request(
+                        "GET",
+                        self._base + url,
+                        params=params,
+                        headers={**self._headers, **headers},
+                        extensions={"timeout": timeout.as_dict()},
+                    )
+                    return await self.http.send(request)
             except TimeoutError:
                 raise httpx.ReadTimeout("the attempt outlived its total timeout") from None
         finally:
