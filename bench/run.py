@@ -18,6 +18,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -34,6 +35,7 @@ from typing import Any
 from harness import (
     AUTH,
     BIN,
+    DEMO_TOKEN,
     HOST,
     INTRO,
     REPO,
@@ -97,6 +99,7 @@ class CaseResult:
     gateway: dict[int, WrkResult] = field(default_factory=dict)  # by concurrency
     direct: dict[int, WrkResult] = field(default_factory=dict)
     apq: dict[str, Any] = field(default_factory=dict)
+    client_floor_ms: float | None = None  # one upstream call with httpx alone (client_floor.py)
 
 
 # --- wrk -------------------------------------------------------------------------------------
@@ -278,6 +281,22 @@ def probe_case(servers: Servers, case: Case, result: CaseResult) -> None:
     servers.reset()
     result.upstream_calls = dict(stats["calls"])
     result.upstream_max_in_flight = stats["max_in_flight"]
+
+
+def client_floor(servers: Servers, path: str, code_dir: Path) -> float | None:
+    """CPU per upstream call made with the gateway's httpx client alone (bench/client_floor.py)."""
+    command = [
+        str(BIN / "python"), str(REPO / "bench" / "client_floor.py"),
+        "--base-url", f"http://{HOST}:{servers.fake_port}", "--path", path,
+        "--token", DEMO_TOKEN, "--calls", "1000",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(code_dir)}  # the measured revision's gateway/
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    if done.returncode != 0:
+        print(f"client_floor.py failed: {done.stderr.strip()[-300:]}", flush=True)
+        return None
+    cpu_ms: float = json.loads(done.stdout)["cpu_ms"]
+    return cpu_ms
 
 
 def probe_apq(servers: Servers, case: Case) -> dict[str, Any]:
@@ -605,6 +624,22 @@ def render(
             else " (a quiet machine)."
         ),
     ]
+    floors = [r for r in ok if r.client_floor_ms is not None and 1 in r.gateway]
+    if floors:
+        out += [
+            "",
+            "What one upstream call costs the gateway's process before any GraphQL work: the same "
+            "GET made with the gateway's own httpx client and decoded with orjson, 1,000 times in "
+            "a row, outside the gateway (`bench/client_floor.py`).",
+            "",
+            "| query | gateway CPU ms/op (c=1) | the upstream call alone, ms | share of the "
+            "gateway's CPU | the rest: GraphQL, HTTP serving, logs, metrics, ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in floors:
+            g, f = r.gateway[1].cpu_ms, r.client_floor_ms or 0.0
+            share = f"{f / g:.0%}" if g else "n/a"
+            out.append(f"| {r.title} | {g:.2f} | {f:.2f} | {share} | {g - f:.2f} |")
     out += ["", "Direct REST comparators:", ""]
     out += [f"- {r.title}: `GET {r.direct_path}`, {r.direct_note}." for r in ok]
 
@@ -831,6 +866,9 @@ def main(argv: list[str] | None = None) -> int:
                             flush=True,
                         )
             rss["after load"] = rss_kb(servers.gateway.pid)
+            for result in results:
+                if result.ok and sum(result.upstream_calls.values()) == 1:
+                    result.client_floor_ms = client_floor(servers, result.direct_path, code_dir)
             for key in args.profile_query.split(",") if args.profile else []:
                 target = case_by_key(key)
                 how, lines = profile(
