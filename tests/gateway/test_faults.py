@@ -13,10 +13,9 @@ import threading
 import time
 
 import pytest
-import uvicorn
 
 from gateway.fake_upstream.app import FakeOms, Faults, create_fake_app
-from tests.conftest import AUTH, free_port
+from tests.conftest import AUTH, free_port, serve
 
 DETAIL = "{ orderItem(id: 2) { id price } }"
 LIST = "{ orderItems(first: 3) { nodes { id } } }"
@@ -25,24 +24,6 @@ EXPECTED = {
     LIST: {"orderItems": {"nodes": [{"id": "1"}, {"id": "2"}, {"id": "3"}]}},
 }
 ENDPOINT = {DETAIL: "detail", LIST: "list-simple"}
-
-
-@contextlib.contextmanager
-def serve_on(app, port):
-    """Like conftest's `serve`, on a port chosen beforehand (to start a server late)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def timed(gateway, query, **kw):
@@ -150,7 +131,7 @@ def test_connection_refused_is_unavailable_then_recovers_when_the_oms_starts(mak
     assert str(port) not in error["message"]
     assert seconds < 2.0
     fake = FakeOms()
-    with serve_on(create_fake_app(fake), port):
+    with serve(create_fake_app(fake), port):  # a port chosen beforehand, to start late
         response = gateway.post(query)
         assert response.json() == {"data": EXPECTED[query]}
         assert sum(fake.calls.values()) == 1
