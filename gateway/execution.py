@@ -59,16 +59,14 @@ class Prepared:
         return self.operations.get(name)
 
     def operation(self, name: str | None) -> OperationDefinitionNode:
-        if name is None and len(self.operations) > 1:
+        operation = self.find(name)
+        if operation is not None:
+            return operation
+        if name is None:
             raise request_error(
                 "The document has several operations: give `operationName`.", "BAD_REQUEST"
             )
-        operation = (
-            next(iter(self.operations.values())) if name is None else self.operations.get(name)
-        )
-        if operation is None:
-            raise request_error(f"No operation named {name!r} in the document.", "BAD_REQUEST")
-        return operation
+        raise request_error(f"No operation named {name!r} in the document.", "BAD_REQUEST")
 
 
 def _prepare(query: str, schema: GraphQLSchema, settings: Settings, rules: Any) -> Prepared:
