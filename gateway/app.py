@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from brotli_asgi import BrotliMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -26,7 +25,7 @@ from gateway.response_cache import MemoryResponseCache, ResponseCache
 from gateway.settings import Settings
 from gateway.shedding import LoadShedding
 from gateway.tracing import Tracing
-from gateway.upstream import LIST_PATH, OmsClient, UpstreamSession, open_http_client
+from gateway.upstream import OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from schema import make_schema
@@ -118,11 +117,7 @@ class Runtime:
         checked_at, ready = self._ready
         if time.monotonic() - checked_at < self.settings.readiness_cache_seconds:
             return ready
-        try:
-            await self.client.http.get(LIST_PATH, params={"limit": 1}, timeout=2.0)
-            ready = True
-        except httpx.HTTPError:
-            ready = False
+        ready = await self.client.reachable()
         self._ready = (time.monotonic(), ready)
         return ready
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+from gateway.transports import TransportFailure, TransportTimeout
 
 
 class GatewayError(Exception):
@@ -113,8 +113,8 @@ def error_for_status(status: int, endpoint: str) -> UpstreamStatusError:
     return cls(message, status)
 
 
-def error_for_transport(exc: httpx.TransportError, endpoint: str) -> UpstreamTransportError:
-    """Map an httpx transport failure; the caller raises it `from exc`."""
-    if isinstance(exc, httpx.TimeoutException):
+def error_for_transport(exc: TransportFailure, endpoint: str) -> UpstreamTransportError:
+    """Map a transport failure (gateway/transports); the caller raises it `from exc`."""
+    if isinstance(exc, TransportTimeout):
         return UpstreamTimeout(f"The OMS API did not answer {endpoint} in time.")
     return UpstreamUnavailable(f"The OMS API could not be reached for {endpoint}.")

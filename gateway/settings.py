@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The upstream HTTP clients the gateway can use (gateway/transports); the first is the default.
+UPSTREAM_CLIENTS = ("httpx", "aiohttp")
+
 
 class Secret(str):
     """A string whose repr never shows its value, so a token cannot leak through a log line."""
@@ -35,6 +38,10 @@ class Settings:
     upstream_connect_timeout: float = 2.0
     upstream_read_timeout: float = 10.0
     upstream_max_connections: int = 100
+    # The upstream HTTP client: httpx (default) or aiohttp (needs the `aiohttp` extra).
+    upstream_client: str = UPSTREAM_CLIENTS[0]
+    # The largest upstream body, on the wire and decoded (a full 100-item page is ~190 KB).
+    upstream_max_body_bytes: int = 8 * 1024 * 1024
     # Upstream resilience (see README "Reliability and limits").
     upstream_total_timeout: float = 12.0  # one attempt, connect to last byte
     operation_timeout: float = 20.0  # the whole operation, retries included
@@ -107,6 +114,10 @@ class Settings:
             raise ValueError("response_cache_ttl must not be negative")
         if self.env not in ("development", "production", "demo"):
             raise ValueError("env must be development, production or demo")
+        if self.upstream_client not in UPSTREAM_CLIENTS:
+            raise ValueError(f"upstream_client must be one of {', '.join(UPSTREAM_CLIENTS)}")
+        if self.upstream_max_body_bytes < 1:
+            raise ValueError("upstream_max_body_bytes must be at least 1")
 
     @property
     def production(self) -> bool:

@@ -1,14 +1,12 @@
-"""The OMS REST client: one pooled httpx client per app, one `UpstreamSession` per operation."""
+"""The OMS REST client: one pooled transport per app, one `UpstreamSession` per operation."""
 
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
 import orjson
 
 from gateway.errors import (
@@ -24,6 +22,14 @@ from gateway.metrics import Metrics
 from gateway.resilience import RETRYABLE_STATUSES, Permit, Resilience, retry_after_seconds
 from gateway.settings import Settings
 from gateway.tracing import Tracing
+from gateway.transports import (
+    BodyRefused,
+    Reply,
+    Transport,
+    TransportFailure,
+    TransportTimeout,
+    open_transport,
+)
 
 LIST_PATH = "/api/v1/oms/order_items/"
 SIMPLE_PATH = "/api/v1/oms/order_items/list-simple/"
@@ -34,16 +40,8 @@ Item = dict[str, Any]
 Params = dict[str, str | int]
 
 
-class _NoSlot(httpx.PoolTimeout):
+class _NoSlot(TransportTimeout):
     """Every upstream slot stayed busy until the operation's deadline."""
-
-
-# Failures where the request cannot have been processed upstream, so a GET is safe to repeat;
-# a read timeout is not among them: repeating it would double the wait.
-_RETRYABLE_TRANSPORT = (
-    httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
-    httpx.WriteError, httpx.PoolTimeout,
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,41 +50,22 @@ class Page:
     results: list[Item]
 
 
-def open_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The single pooled client the app keeps for its lifetime (opened in the lifespan)."""
-    return httpx.AsyncClient(
-        base_url=settings.upstream_url,
-        timeout=httpx.Timeout(
-            settings.upstream_read_timeout, connect=settings.upstream_connect_timeout
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            max_keepalive_connections=settings.upstream_max_connections,
-        ),
-        headers={"Accept": "application/json"},
-        # Every client's calls share this client: a cookie the upstream (or a sticky load
-        # balancer) sets for one token must never ride along on another's request.
-        cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
-        follow_redirects=False,
-        trust_env=False,
-    )
+def open_http_client(settings: Settings) -> Transport:
+    """The single pooled transport the app keeps for its lifetime (opened in the lifespan)."""
+    return open_transport(settings)
 
 
 class OmsClient:
-    """The upstream for the app's lifetime: the pooled client behind the resilience rules."""
+    """The upstream for the app's lifetime: the pooled transport behind the resilience rules."""
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        transport: Transport,
         settings: Settings,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
     ) -> None:
-        self.http = http
-        # Requests are built here rather than by `http.get`: merging the client's defaults per
-        # call was about a sixth of an upstream call's CPU (bench/, profile).
-        self._base = str(http.base_url).rstrip("/")
-        self._headers = dict(http.headers)
+        self.transport = transport
         self.settings = settings
         self.resilience = Resilience(settings)
         self.metrics = metrics or Metrics()
@@ -116,30 +95,34 @@ class OmsClient:
             if attempt > 1:
                 self.metrics.upstream_retries.labels(endpoint).inc()
             try:
-                response = await self._attempt(url, endpoint, params, headers, deadline)
+                reply = await self._attempt(url, endpoint, params, headers, deadline)
             except _NoSlot as exc:
                 # The gateway's own cap, not the upstream, ran out of room: no verdict on it.
                 if probe:
                     breaker.release_probe()
                 raise error_for_transport(exc, endpoint) from exc
-            except httpx.TransportError as exc:
+            except TransportFailure as exc:
                 breaker.record(False, probe=probe)
-                if attempt > policy.max_retries or not isinstance(exc, _RETRYABLE_TRANSPORT):
+                if attempt > policy.max_retries or not exc.retryable:
                     raise error_for_transport(exc, endpoint) from exc
                 error: UpstreamError = error_for_transport(exc, endpoint)
+            except BodyRefused as exc:
+                # An answer came, as with undecodable JSON: the upstream is up, the body is bad.
+                breaker.record(True, probe=probe)
+                raise UpstreamBadResponse(f"The OMS API sent {endpoint} with {exc}.") from None
             except BaseException:
                 if probe:
                     breaker.release_probe()
                 raise
             else:
-                status = response.status_code
+                status = reply.status
                 breaker.record(status < 500, probe=probe)
                 if status == 200:
-                    return _decode(response, endpoint)
+                    return _decode(reply, endpoint)
                 error = error_for_status(status, endpoint)
                 if attempt > policy.max_retries or status not in RETRYABLE_STATUSES:
                     raise error
-                delay = retry_after_seconds(response.headers.get("retry-after"))
+                delay = retry_after_seconds(reply.headers.get("retry-after"))
             if delay is None:
                 delay = policy.backoff(attempt, resilience.rng)
             if time.monotonic() + delay >= deadline:
@@ -148,6 +131,21 @@ class OmsClient:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    async def reachable(self, timeout: float = 2.0) -> bool:
+        """Whether the upstream gives any HTTP answer (401 without a token is fine)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.transport.get(
+                    LIST_PATH,
+                    {"limit": 1},
+                    {},
+                    connect_timeout=timeout,
+                    read_timeout=timeout,
+                )
+        except (TransportFailure, BodyRefused, TimeoutError):
+            return False
+        return True
+
     async def _attempt(
         self,
         url: str,
@@ -155,25 +153,28 @@ class OmsClient:
         params: Params | None,
         headers: dict[str, str],
         deadline: float,
-    ) -> httpx.Response:
+    ) -> Reply:
         """One measured, traced attempt; `traceparent` goes upstream with it."""
         started = time.perf_counter()
         status = "error"
         with self.tracing.span("oms.request", "CLIENT", **{"http.route": endpoint}) as span:
             self.tracing.inject(headers)
             try:
-                response = await self._send(url, params, headers, deadline)
-                status = str(response.status_code)
+                reply = await self._send(url, params, headers, deadline)
+                status = str(reply.status)
                 if span is not None:
-                    span.set_attribute("http.response.status_code", response.status_code)
-                    if response.status_code >= 500:
+                    span.set_attribute("http.response.status_code", reply.status)
+                    if reply.status >= 500:
                         self.tracing.fail(span, status)
-                return response
-            except httpx.TimeoutException:
+                return reply
+            except TransportTimeout:
                 status = "timeout"
                 raise
-            except httpx.TransportError:
+            except TransportFailure:
                 status = "transport_error"
+                raise
+            except BodyRefused:
+                status = "body_refused"
                 raise
             finally:
                 self.metrics.upstream_requests.labels(endpoint, status).inc()
@@ -183,32 +184,30 @@ class OmsClient:
 
     async def _send(
         self, url: str, params: Params | None, headers: dict[str, str], deadline: float
-    ) -> httpx.Response:
+    ) -> Reply:
         settings = self.settings
         slots = self.resilience.slots
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
                 await slots.acquire()
         except TimeoutError:
-            raise _NoSlot("no upstream slot before the deadline") from None
+            raise _NoSlot("no upstream slot before the deadline", retryable=True) from None
         try:
+            # The total timeout bounds the whole attempt, connect to the body's last byte.
             budget = min(settings.upstream_total_timeout, deadline - time.monotonic())
-            timeout = httpx.Timeout(
-                min(settings.upstream_read_timeout, budget),
-                connect=min(settings.upstream_connect_timeout, budget),
-            )
             try:
                 async with asyncio.timeout(budget):
-                    request = httpx.Request(
-                        "GET",
-                        self._base + url,
-                        params=params,
-                        headers={**self._headers, **headers},
-                        extensions={"timeout": timeout.as_dict()},
+                    return await self.transport.get(
+                        url,
+                        params,
+                        headers,
+                        connect_timeout=min(settings.upstream_connect_timeout, budget),
+                        read_timeout=min(settings.upstream_read_timeout, budget),
                     )
-                    return await self.http.send(request)
             except TimeoutError:
-                raise httpx.ReadTimeout("the attempt outlived its total timeout") from None
+                raise TransportTimeout(
+                    "the attempt outlived its total timeout", retryable=False
+                ) from None
         finally:
             slots.release()
 
@@ -259,12 +258,12 @@ class UpstreamSession:
         return await self.client.get_json(url, endpoint, params, headers, self.deadline)
 
 
-def _decode(response: httpx.Response, endpoint: str) -> Any:
-    content_type = response.headers.get("content-type", "")
+def _decode(reply: Reply, endpoint: str) -> Any:
+    content_type = reply.headers.get("content-type", "")
     if "json" not in content_type.split(";", 1)[0]:
         raise UpstreamBadResponse(f"The OMS API sent {endpoint} as non-JSON.")
     try:
-        return orjson.loads(response.content)
+        return orjson.loads(reply.body)
     except orjson.JSONDecodeError as exc:
         raise UpstreamBadResponse(f"The OMS API sent undecodable JSON for {endpoint}.") from exc
 

@@ -1,0 +1,207 @@
+"""The transport seam: one GET to the OMS; its status, headers and a bounded body come back.
+
+    OmsClient (gateway/upstream.py): deadline, retries, breaker, concurrency cap, error mapping
+        │ Transport.get(path, params, headers, connect_timeout=, read_timeout=)
+        ▼
+    HttpxTransport (default) | AiohttpTransport (`oms-gateway[aiohttp]`, OMS_UPSTREAM_CLIENT)
+        │ raw bytes, as they arrive
+        ▼
+    BoundedBody: wire bytes and decoded bytes each capped at `upstream_max_body_bytes`
+
+A transport raises only `TransportTimeout`, `ConnectionFailed` (both `TransportFailure`) or
+`BodyRefused`; whatever its library calls a failure is mapped to one of these, so the layer above
+never sees a library's exception.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+import brotli
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+# Only encodings whose decoded size can be bounded step by step (zlib's `max_length`, brotli's
+# `output_buffer_limit`); an answer in any other encoding is refused.
+ACCEPT_ENCODING = "gzip, deflate, br"
+
+Params = Mapping[str, str | int]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One HTTP answer: `headers` look names up case-insensitively; `body` is decoded."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class TransportFailure(Exception):
+    """No HTTP answer came back. `retryable`: the upstream cannot have acted on the request
+    (nothing was sent, or the connection died before an answer), so a GET may be repeated."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+class TransportTimeout(TransportFailure):
+    """Connecting or a read took longer than its timeout."""
+
+
+class ConnectionFailed(TransportFailure):
+    """Refused, reset, dropped, or not speaking HTTP."""
+
+
+class BodyRefused(Exception):
+    """The body broke a bound (size on the wire, decoded size, encoding); the connection was
+    dropped rather than read to its end. The message says which bound, never the body."""
+
+
+class Transport(Protocol):
+    async def get(
+        self,
+        path: str,
+        params: Params | None,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> Reply:
+        """GET `path` under the upstream base URL; the whole body is read before returning."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Transport: ...
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+def open_transport(settings: Settings) -> Transport:
+    """The transport `settings.upstream_client` names; use it as an async context manager."""
+    if settings.upstream_client == "aiohttp":
+        try:
+            from gateway.transports.aiohttp_transport import AiohttpTransport
+        except ImportError as exc:
+            raise RuntimeError(
+                "OMS_UPSTREAM_CLIENT=aiohttp needs the extra: pip install 'oms-gateway[aiohttp]'"
+            ) from exc
+        return AiohttpTransport(settings)
+    from gateway.transports.httpx_transport import HttpxTransport
+
+    return HttpxTransport(settings)
+
+
+class BoundedBody:
+    """A body collected as it arrives: decoded step by step, refused as soon as either its wire
+    size or its decoded size passes `limit`. Each decoding step produces at most `limit + 1`
+    bytes, so a compression bomb costs at most the cap in memory and CPU, never its full size
+    (httpx and aiohttp inflate a whole network chunk at once: ~1000x for gzip, far more for br)."""
+
+    __slots__ = ("_chunks", "_decoder", "_limit", "_size", "_wire")
+
+    def __init__(self, encoding: str | None, limit: int, declared: int | None = None) -> None:
+        self._limit = limit
+        if declared is not None and declared > limit:
+            raise BodyRefused(f"a declared length of {declared} bytes, over {limit}")
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._wire = 0
+        self._decoder = _decoder(encoding)
+
+    def feed(self, chunk: bytes) -> None:
+        self._wire += len(chunk)
+        if self._wire > self._limit:
+            raise BodyRefused(f"a body over {self._limit} bytes")
+        if self._decoder is None:
+            self._add(chunk)
+        else:
+            self._decoder.feed(chunk, self)
+
+    def finish(self) -> bytes:
+        if self._decoder is not None:
+            self._decoder.finish(self)
+        return b"".join(self._chunks)
+
+    def room(self) -> int:
+        """How many more decoded bytes fit, plus one so that passing the cap shows."""
+        return self._limit - self._size + 1
+
+    def _add(self, data: bytes) -> None:
+        if not data:
+            return
+        self._size += len(data)
+        if self._size > self._limit:
+            raise BodyRefused(f"a body that decodes to over {self._limit} bytes")
+        self._chunks.append(data)
+
+
+class _Zlib:
+    """gzip, or deflate in either of its wild forms (zlib-wrapped or raw), as httpx accepts."""
+
+    __slots__ = ("_raw_fallback", "_z")
+
+    def __init__(self, wbits: int, raw_fallback: bool) -> None:
+        self._z = zlib.decompressobj(wbits)
+        self._raw_fallback = raw_fallback
+
+    def feed(self, data: bytes, body: BoundedBody) -> None:
+        try:
+            body._add(self._z.decompress(data, body.room()))
+            while self._z.unconsumed_tail:
+                body._add(self._z.decompress(self._z.unconsumed_tail, body.room()))
+        except zlib.error as exc:
+            if not self._raw_fallback:
+                raise BodyRefused("a body that does not decompress") from exc
+            # Some servers send raw deflate without the zlib header: start again as raw.
+            self._raw_fallback = False
+            self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+            self.feed(data, body)
+            return
+        self._raw_fallback = False
+
+    def finish(self, body: BoundedBody) -> None:
+        try:
+            body._add(self._z.flush())
+        except zlib.error as exc:
+            raise BodyRefused("a body that does not decompress") from exc
+
+
+class _Brotli:
+    __slots__ = ("_d",)
+
+    def __init__(self) -> None:
+        self._d = brotli.Decompressor()
+
+    def feed(self, data: bytes, body: BoundedBody) -> None:
+        try:
+            body._add(self._d.process(data, output_buffer_limit=body.room()))
+            while not self._d.can_accept_more_data():
+                body._add(self._d.process(b"", output_buffer_limit=body.room()))
+        except brotli.error as exc:
+            raise BodyRefused("a body that does not decompress") from exc
+
+    def finish(self, body: BoundedBody) -> None:
+        return None
+
+
+def _decoder(encoding: str | None) -> _Zlib | _Brotli | None:
+    name = (encoding or "").strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name == "gzip":
+        return _Zlib(16 + zlib.MAX_WBITS, raw_fallback=False)
+    if name == "deflate":
+        return _Zlib(zlib.MAX_WBITS, raw_fallback=True)
+    if name == "br":
+        return _Brotli()
+    raise BodyRefused("a body in an encoding it was not offered")
