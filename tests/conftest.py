@@ -16,7 +16,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, create_fake_app
-from gateway.settings import Settings
+from gateway.settings import UPSTREAM_CLIENTS, Settings
 
 AUTH = {"Authorization": f"Token {DEMO_TOKEN}"}
 
@@ -111,13 +111,33 @@ def gateway(upstream: Upstream, http: httpx.Client) -> Iterator[Gateway]:
         yield Gateway(url, http)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with `EACH_UPSTREAM_CLIENT = True` runs its `make_gateway` tests once per
+    transport (gateway/transports), so httpx and aiohttp meet the same upstream behaviours."""
+    module = metafunc.module
+    if (
+        getattr(module, "EACH_UPSTREAM_CLIENT", False)
+        and "upstream_client" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("upstream_client", UPSTREAM_CLIENTS)
+
+
 @pytest.fixture
-def make_gateway(upstream: Upstream, http: httpx.Client) -> Iterator[Callable[..., Gateway]]:
+def upstream_client() -> str:
+    """The transport `make_gateway` uses unless a test gives one (parametrized, see above)."""
+    return Settings().upstream_client
+
+
+@pytest.fixture
+def make_gateway(
+    upstream: Upstream, http: httpx.Client, upstream_client: str
+) -> Iterator[Callable[..., Gateway]]:
     """A gateway with its own settings, e.g. `make_gateway(upstream_max_limit=20)`."""
     with contextlib.ExitStack() as stack:
 
         def make(**overrides: Any) -> Gateway:
             overrides.setdefault("upstream_url", upstream.url)
+            overrides.setdefault("upstream_client", upstream_client)
             url = stack.enter_context(serve(create_app(Settings(**overrides))))
             return Gateway(url, http)
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
+import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+import brotli
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.fake_upstream.data import Item, make_items, order_number_of, simple_view
@@ -27,7 +30,8 @@ BASE = "/api/v1/oms/order_items/"
 class Faults:
     """Knobs that make a fraction of calls misbehave, for fault-injection tests and soaks."""
 
-    kind: str | None = None  # status|hang|malformed|truncated|misshaped|content_type
+    # status|hang|malformed|truncated|misshaped|content_type, or a hostile mode (see `size`)
+    kind: str | None = None
     rate: float = 1.0  # the fraction of calls that get the fault
     status: int = 500
     retry_after: str | None = None
@@ -39,12 +43,19 @@ class Faults:
     # Decide by (seed, path and query, how often that was called) instead of one shared sequence,
     # so concurrent clients asking for distinct paths meet the same faults on every run.
     per_path: bool = False
+    # Hostile modes (kind bomb|huge_body|endless|huge_string): the decoded size of the attack in
+    # bytes, and for "bomb" its Content-Encoding (gzip|deflate|br). Each streams lazily, so the
+    # fake itself holds a few chunks, never `size` bytes. Kind "encoded" is no attack: the
+    # normal answer, compressed with `encoding`.
+    size: int = 200 * 1024 * 1024
+    encoding: str = "gzip"
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.injected = 0
+        self.streamed = 0  # bytes of a hostile body handed to the server so far
 
     def hits(self, endpoint: str, path: str = "") -> bool:
         if self.kind is None or (self.endpoints and endpoint not in self.endpoints):
@@ -197,9 +208,101 @@ def _list_response(fake: FakeOms, request: Request, simple: bool) -> Response:
     return Response(body, media_type="application/json")
 
 
+HOSTILE = frozenset({"bomb", "huge_body", "endless", "huge_string"})
+_CHUNK = 64 * 1024
+# The fake stops an attack body after this long even if nobody disconnects (bounded loops).
+_ATTACK_SECONDS = 60.0
+
+
+async def _filler(faults: Faults, size: int, unit: bytes = b" ") -> AsyncIterator[bytes]:
+    """`size` bytes of `unit` in 64 KiB chunks, yielding to the loop between chunks."""
+    chunk = unit * (_CHUNK // len(unit))
+    started = time.monotonic()
+    while size > 0 and time.monotonic() - started < _ATTACK_SECONDS:
+        yield chunk[:size]
+        size -= len(chunk)
+        faults.streamed += len(chunk)
+        await asyncio.sleep(0)
+
+
+# Compressed bombs by (size, encoding), made once: ~1 MB of gzip for 1 GiB, a few KB of br.
+_BOMBS: dict[tuple[int, str], bytes] = {}
+
+
+def _compress_bomb(size: int, encoding: str) -> bytes:
+    """A JSON-looking body of `size` bytes (mostly spaces), compressed."""
+    if encoding == "br":
+        compressor = brotli.Compressor(quality=5)
+        step: Callable[[bytes], bytes] = compressor.process
+        end: Callable[[], bytes] = compressor.finish
+    else:
+        z = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+        step, end = z.compress, z.flush
+    parts = [step(b'{"count": 1, "results": [')]
+    spaces = b" " * _CHUNK
+    for _ in range(size // _CHUNK):
+        parts.append(step(spaces))
+    parts.append(step(b"]}"))
+    parts.append(end())
+    return b"".join(parts)
+
+
+async def _bomb(faults: Faults) -> AsyncIterator[bytes]:
+    key = (faults.size, faults.encoding)
+    if key not in _BOMBS:
+        _BOMBS[key] = await asyncio.to_thread(_compress_bomb, *key)
+    body = _BOMBS[key]
+    for start in range(0, len(body), _CHUNK):
+        yield body[start : start + _CHUNK]
+        faults.streamed += _CHUNK
+        await asyncio.sleep(0)
+
+
+async def _huge_string(faults: Faults, body: bytes) -> AsyncIterator[bytes]:
+    """The real answer with a `size`-byte string inside its first item's `attributes`."""
+    data = orjson.loads(body)
+    item = data["results"][0] if "results" in data else data
+    item["attributes"] = {"note": "HUGE"}
+    head, tail = orjson.dumps(data).split(b'"HUGE"', 1)
+    yield head + b'"'
+    async for chunk in _filler(faults, faults.size, b"x"):
+        yield chunk
+    yield b'"' + tail
+
+
+def _hostile(faults: Faults, body: bytes) -> Response:
+    """A 200 answer built to exhaust a client: a compression bomb, a body of `size` bytes
+    (declared), a chunked body that never ends, or a field of `size` bytes."""
+    json_type = "application/json"
+    if faults.kind == "bomb":
+        headers = {"Content-Encoding": faults.encoding}
+        return StreamingResponse(_bomb(faults), 200, headers, json_type)
+    if faults.kind == "huge_body":
+        headers = {"Content-Length": str(faults.size)}
+        return StreamingResponse(_filler(faults, faults.size), 200, headers, json_type)
+    if faults.kind == "endless":
+        return StreamingResponse(_filler(faults, 1 << 62), 200, media_type=json_type)
+    return StreamingResponse(_huge_string(faults, body), 200, media_type=json_type)
+
+
+def _encoded(response: Response, encoding: str) -> Response:
+    body = bytes(response.body)
+    if encoding == "br":
+        body = brotli.compress(body)
+    else:
+        z = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+        body = z.compress(body) + z.flush()
+    headers = {"Content-Encoding": encoding}
+    return Response(body, response.status_code, headers, response.media_type)
+
+
 async def _faulty(
     faults: Faults, handler: Callable[[Request], Response], request: Request
 ) -> Response:
+    if faults.kind == "encoded":
+        return _encoded(handler(request), faults.encoding)
+    if faults.kind in HOSTILE:
+        return _hostile(faults, bytes(handler(request).body))
     if faults.kind == "hang":
         await asyncio.sleep(faults.hang)
         return handler(request)

@@ -38,6 +38,11 @@ class AiohttpTransport:
             trust_env=False,
             raise_for_status=False,
         )
+        # aiohttp repeats an idempotent request once by itself when the connection drops; the
+        # retries belong to OmsClient, which counts them against the deadline and the breaker
+        # (tests/gateway/test_faults.py counts the connections). No public switch exists; its
+        # own test client turns this attribute off the same way.
+        self.session._retry_connection = False
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
 
     async def get(

@@ -10,6 +10,9 @@ from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, Faults, create_fake_a
 from gateway.fake_upstream.data import DOC_ITEM
 from tests.conftest import free_port, serve
 
+# Run the tests that use `make_gateway` once per upstream transport (tests/conftest.py).
+EACH_UPSTREAM_CLIENT = True
+
 LIST = "{ orderItems(first: 3) { nodes { id } } }"
 DETAIL = "{ orderItem(id: 2) { id price } }"
 

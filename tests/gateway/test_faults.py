@@ -17,6 +17,9 @@ import pytest
 from gateway.fake_upstream.app import FakeOms, Faults, create_fake_app
 from tests.conftest import AUTH, free_port, serve
 
+# Run the tests that use `make_gateway` once per upstream transport (tests/conftest.py).
+EACH_UPSTREAM_CLIENT = True
+
 DETAIL = "{ orderItem(id: 2) { id price } }"
 LIST = "{ orderItems(first: 3) { nodes { id } } }"
 EXPECTED = {

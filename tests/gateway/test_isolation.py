@@ -13,6 +13,9 @@ from gateway.fake_upstream.app import DEMO_TOKEN, Faults
 from gateway.logs import JsonFormatter
 from tests.conftest import AUTH
 
+# Run the tests that use `make_gateway` once per upstream transport (tests/conftest.py).
+EACH_UPSTREAM_CLIENT = True
+
 QUERIES = [
     ("{ orderItem(id: 1) { id price } }", {"orderItem": {"id": "1", "price": "599.99"}}),
     ("{ orderItemsByIds(ids: [2, 3]) { id } }", {"orderItemsByIds": [{"id": "2"}, {"id": "3"}]}),
@@ -162,10 +165,11 @@ def test_a_failed_answer_is_not_cached_for_the_next_client(make_gateway, upstrea
     }
 
 
-def test_upstream_cookies_never_reach_another_request(gateway, upstream):
+def test_upstream_cookies_never_reach_another_request(make_gateway, upstream):
     # A session backend or a sticky load balancer in front of the OMS may set cookies. The
     # upstream client is shared by every client of the gateway, so a kept cookie would ride
     # along on the next client's call and could authenticate it as someone else.
+    gateway = make_gateway()
     upstream.fake.set_cookies = True
     for item_id in (1, 2, 3):
         gateway.data(f"{{ orderItem(id: {item_id}) {{ id }} }}")

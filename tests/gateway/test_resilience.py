@@ -21,6 +21,9 @@ from gateway.resilience import (
 )
 from tests.conftest import AUTH
 
+# Run the tests that use `make_gateway` once per upstream transport (tests/conftest.py).
+EACH_UPSTREAM_CLIENT = True
+
 DETAIL = "{ orderItem(id: 2) { id } }"
 DETAIL_PATH = "/api/v1/oms/order_items/{}/"
 
