@@ -200,10 +200,19 @@ def dribble(sock):
         time.sleep(0.1)
 
 
+def cut_mid_body(sock):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    sock.sendall(head + b'{"id": 2, ')
+
+
+def not_http(sock):
+    sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+
+
 @pytest.mark.parametrize(
     ("behaviour", "attempts"),
-    [(lambda sock: None, 3), (reset, 3)],
-    ids=["closed without an answer", "reset"],
+    [(lambda sock: None, 3), (reset, 3), (cut_mid_body, 3), (not_http, 3)],
+    ids=["closed without an answer", "reset", "cut mid-body", "not HTTP"],
 )
 def test_a_dropped_connection_is_retried_then_unavailable(make_gateway, behaviour, attempts):
     with raw_server(behaviour) as (url, accepted):
