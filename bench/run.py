@@ -792,6 +792,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds to wait, per query and concurrency, for other processes to go idle",
     )
     p.add_argument("--time-limit", type=float, default=0, help="seconds; 0 picks a bound")
+    p.add_argument(
+        "--floor", action="store_true", help="then bench/floor.py: the stack's floor per transport"
+    )
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in str(args.concurrency).split(",")]
     args.cases = (
@@ -901,6 +904,14 @@ def main(argv: list[str] | None = None) -> int:
     ratios = [r.gateway[c].rps / r.direct[c].rps for r in results if r.ok for c in args.concurrency]
     if ratios:
         print(f"median gateway/direct req/s ratio: {statistics.median(ratios):.3f}")
+    if args.floor:  # same run, same machine, minutes later: the floor and the gateway per transport
+        import floor
+
+        floor_args = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+        if args.no_write:
+            floor_args.append("--no-write")
+        if floor.main(floor_args) != 0:
+            return 1
     return 0 if all(r.ok for r in results) else 1
 
 
