@@ -103,6 +103,19 @@ SCENARIOS: dict[str, list[dict[str, Any]]] = {
         {"kind": "hang", "hang": 1.5, "rate": 0.05},
         {"kind": "malformed", "rate": 0.05, "latency": 0.02},
     ],
+    # A hostile upstream (issue 10, point 4): a tenth of detail calls answer a 1 GiB gzip or br
+    # bomb, a 200 MiB body or string field, or a body that never ends; lists stay healthy, so
+    # nested and slim show what legitimate traffic got meanwhile, and RSS must come back.
+    "hostile": [
+        {"kind": kind, "rate": 0.1, "endpoints": ["detail"], **extra}
+        for kind, extra in (
+            ("bomb", {"encoding": "gzip", "size": 1 << 30}),
+            ("huge_string", {"size": 200 << 20}),
+            ("bomb", {"encoding": "br", "size": 1 << 30}),
+            ("endless", {}),
+            ("huge_body", {"size": 200 << 20}),
+        )
+    ],
 }
 
 
@@ -168,9 +181,11 @@ async def rotate(servers: Servers, faults: list[dict[str, Any]], period: float, 
 
 async def drive(servers: Servers, name: str, args: argparse.Namespace) -> Tally:
     tally = Tally()
+    faults = SCENARIOS[name]
+    for bomb in (f for f in faults if f.get("kind") == "bomb"):
+        servers.set_faults(bomb)  # the fake compresses each bomb once, before the clock starts
     deadline = time.monotonic() + args.duration
     budget = [args.max_requests]
-    faults = SCENARIOS[name]
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(
         base_url=f"http://{HOST}:{servers.gateway_port}",
@@ -251,7 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=20.0, help="seconds per scenario")
     p.add_argument("--max-requests", type=int, default=20000, help="operations per scenario")
     p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--scenarios", default="baseline,status503,latency,mix")
+    p.add_argument("--scenarios", default="baseline,status503,latency,mix,hostile")
     p.add_argument("--mix-period", type=float, default=2.0, help="seconds per fault set in mix")
     p.add_argument("--request-timeout", type=float, default=30.0, help="client timeout, seconds")
     p.add_argument("--seed", type=int, default=1)

@@ -247,11 +247,15 @@ def _compress_bomb(size: int, encoding: str) -> bytes:
     return b"".join(parts)
 
 
-async def _bomb(faults: Faults) -> AsyncIterator[bytes]:
+async def _prepare_bomb(faults: Faults) -> bytes:
     key = (faults.size, faults.encoding)
     if key not in _BOMBS:
         _BOMBS[key] = await asyncio.to_thread(_compress_bomb, *key)
-    body = _BOMBS[key]
+    return _BOMBS[key]
+
+
+async def _bomb(faults: Faults) -> AsyncIterator[bytes]:
+    body = await _prepare_bomb(faults)
     for start in range(0, len(body), _CHUNK):
         yield body[start : start + _CHUNK]
         faults.streamed += _CHUNK
@@ -358,7 +362,10 @@ def create_fake_app(fake: FakeOms | None = None) -> Starlette:
     async def set_faults(request: Request) -> Response:
         body = orjson.loads(await request.body())
         body["endpoints"] = frozenset(body.get("endpoints", ()))
-        fake.faults = Faults(**body)
+        faults = Faults(**body)
+        if faults.kind == "bomb":  # compress it now, so no attacked call waits for it
+            await _prepare_bomb(faults)
+        fake.faults = faults
         return _json({"ok": True})
 
     async def reset(request: Request) -> Response:
