@@ -334,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
                 block = summarize(
                     name, tally, seconds, before, after, upstream, ready, (gw_cpu, others)
                 )
+                if name == "hostile":  # refused bodies' pages go back a second later
+                    time.sleep(3)
+                    settled = mib(rss_kb(servers.gateway.pid)["VmRSS"])
+                    block.insert(-1, f"- gateway RSS 3 s after the attack: {settled}")
                 print("\n".join(block), flush=True)
                 lines += block
                 failed |= any(s >= 500 for s in tally.status)
