@@ -1,7 +1,8 @@
-"""The CPU one upstream call costs with the gateway's own httpx client, outside the gateway.
+"""The CPU one upstream call costs with the gateway's own transport, outside the gateway.
 
 `bench/run.py` runs this next to its load runs: the gap between the gateway's CPU per operation
-and this floor is what the gateway itself adds. Sequential calls, bounded by `--calls`.
+and this floor is what the gateway itself adds. Sequential calls, bounded by `--calls`. The
+transport is the one `OMS_UPSTREAM_CLIENT` names (httpx unless set).
 """
 
 from __future__ import annotations
@@ -9,26 +10,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 
-import httpx
 import orjson
 
 from gateway.settings import Settings
-from gateway.upstream import open_http_client
+from gateway.transports import open_transport
 
 
 async def floor(base_url: str, path: str, token: str, calls: int) -> float:
     """Milliseconds of this process's CPU per GET of `path`, body read and JSON-decoded."""
-    async with open_http_client(Settings(upstream_url=base_url)) as client:
-        # Built the way gateway/upstream.py builds its requests.
-        url = str(client.base_url).rstrip("/") + path
-        headers = {**client.headers, "Authorization": f"Token {token}"}
+    client = os.environ.get("OMS_UPSTREAM_CLIENT", Settings().upstream_client)
+    settings = Settings(upstream_url=base_url, upstream_client=client)
+    async with open_transport(settings) as transport:
+        # Sent the way gateway/upstream.py sends its requests.
+        headers = {"Authorization": f"Token {token}"}
 
         async def once() -> None:
-            response = await client.send(httpx.Request("GET", url, headers=headers))
-            response.raise_for_status()
-            orjson.loads(response.content)
+            reply = await transport.get(
+                path,
+                None,
+                headers,
+                connect_timeout=settings.upstream_connect_timeout,
+                read_timeout=settings.upstream_read_timeout,
+            )
+            if reply.status != 200:
+                raise RuntimeError(f"{path} answered {reply.status}")
+            orjson.loads(reply.body)
 
         for _ in range(min(50, calls)):
             await once()

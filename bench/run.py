@@ -284,13 +284,14 @@ def probe_case(servers: Servers, case: Case, result: CaseResult) -> None:
 
 
 def client_floor(servers: Servers, path: str, code_dir: Path) -> float | None:
-    """CPU per upstream call made with the gateway's httpx client alone (bench/client_floor.py)."""
+    """CPU per upstream call made with the gateway's transport alone (bench/client_floor.py)."""
     command = [
         str(BIN / "python"), str(REPO / "bench" / "client_floor.py"),
         "--base-url", f"http://{HOST}:{servers.fake_port}", "--path", path,
         "--token", DEMO_TOKEN, "--calls", "1000",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(code_dir)}  # the measured revision's gateway/
+    # The measured revision's gateway/, on the gateway's transport (OMS_UPSTREAM_CLIENT).
+    env = {**os.environ, **servers.gateway_env, "PYTHONPATH": str(code_dir)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     if done.returncode != 0:
         print(f"client_floor.py failed: {done.stderr.strip()[-300:]}", flush=True)
