@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -170,19 +171,23 @@ class _Trimmer:
         self.interval = interval
         self.trims = 0
         self._pending = False
+        self._since = 0.0
         self._trim: Callable[[int], int] | None = None
         with contextlib.suppress(OSError):
             libc = ctypes.CDLL(ctypes.util.find_library("c"))
             self._trim = getattr(libc, "malloc_trim", None)
 
     def schedule(self) -> None:
-        if self._trim is None or self._pending:
+        # A trim still pending on a loop that stopped since (a test's server) must not block
+        # the next one: a schedule older than two intervals counts as gone.
+        now = time.monotonic()
+        if self._trim is None or (self._pending and now - self._since < 2 * self.interval):
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._pending = True
+        self._pending, self._since = True, now
         loop.call_later(self.interval, self._run, loop)
 
     def _run(self, loop: asyncio.AbstractEventLoop) -> None:

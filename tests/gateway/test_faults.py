@@ -224,6 +224,31 @@ def test_a_dropped_connection_is_retried_then_unavailable(make_gateway, behaviou
         assert seconds < 2.0
 
 
+@contextlib.contextmanager
+def unanswered_connects():
+    """A port whose accept queue is full: the kernel drops further SYNs, so connecting hangs."""
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(socket.socket())
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        for _ in range(3):  # fill the queue (a backlog of 0 holds one) and then some
+            filler = stack.enter_context(socket.socket())
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+        time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_a_connect_that_hangs_is_a_timeout_retried_like_a_refusal(make_gateway):
+    with unanswered_connects() as url:
+        gateway = make_gateway(upstream_url=url, upstream_connect_timeout=0.3)
+        response, seconds = timed(gateway, DETAIL)
+        assert the_error(response)["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+        assert 0.9 <= seconds < 3.0  # three attempts: nothing was sent, so each may be repeated
+
+
 def test_a_body_that_never_ends_is_cut_by_the_total_timeout(make_gateway):
     with raw_server(dribble) as (url, accepted):
         gateway = make_gateway(
