@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -174,8 +173,8 @@ class _Trimmer:
         self._since = 0.0
         self._trim: Callable[[int], int] | None = None
         with contextlib.suppress(OSError):
-            libc = ctypes.CDLL(ctypes.util.find_library("c"))
-            self._trim = getattr(libc, "malloc_trim", None)
+            # The process's own symbols: libc is among them, and no `ldconfig` is spawned.
+            self._trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
     def schedule(self) -> None:
         # A trim still pending on a loop that stopped since (a test's server) must not block
