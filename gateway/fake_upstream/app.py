@@ -219,9 +219,10 @@ async def _filler(faults: Faults, size: int, unit: bytes = b" ") -> AsyncIterato
     chunk = unit * (_CHUNK // len(unit))
     started = time.monotonic()
     while size > 0 and time.monotonic() - started < _ATTACK_SECONDS:
-        yield chunk[:size]
-        size -= len(chunk)
-        faults.streamed += len(chunk)
+        part = chunk[:size]
+        yield part
+        size -= len(part)
+        faults.streamed += len(part)
         await asyncio.sleep(0)
 
 
@@ -250,6 +251,8 @@ def _compress_bomb(size: int, encoding: str) -> bytes:
 async def _prepare_bomb(faults: Faults) -> bytes:
     key = (faults.size, faults.encoding)
     if key not in _BOMBS:
+        if len(_BOMBS) >= 4:  # a few MB at most: the soak and the tests use two or three
+            _BOMBS.clear()
         _BOMBS[key] = await asyncio.to_thread(_compress_bomb, *key)
     return _BOMBS[key]
 
@@ -257,8 +260,9 @@ async def _prepare_bomb(faults: Faults) -> bytes:
 async def _bomb(faults: Faults) -> AsyncIterator[bytes]:
     body = await _prepare_bomb(faults)
     for start in range(0, len(body), _CHUNK):
-        yield body[start : start + _CHUNK]
-        faults.streamed += _CHUNK
+        part = body[start : start + _CHUNK]
+        yield part
+        faults.streamed += len(part)
         await asyncio.sleep(0)
 
 
