@@ -1,0 +1,112 @@
+"""What the gateway exposes: allowed hosts, empty credentials, GraphiQL assets, /metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from gateway.fake_upstream.app import DEMO_TOKEN
+from gateway.settings import Settings
+from tests.conftest import AUTH, free_port
+
+DETAIL = "{ orderItem(id: 1) { id } }"
+ASSET = "/graphiql/vendor/MANIFEST.json"
+
+
+def test_a_foreign_host_is_refused_before_the_service_token_is_used(make_gateway, upstream):
+    # DNS rebinding: a page on attacker.example whose name now resolves to the gateway.
+    gateway = make_gateway(token=DEMO_TOKEN)
+    response = gateway.post(DETAIL, headers={"Host": "attacker.example"})
+    assert response.status_code == 400
+    assert upstream.calls() == 0
+    port = gateway.url.rsplit(":", 1)[1]
+    assert gateway.post(DETAIL, headers={"Host": f"localhost:{port}"}).status_code == 200
+    assert upstream.calls() == 1
+
+
+def test_allowed_hosts_can_name_the_public_name_or_allow_any(make_gateway, upstream):
+    named = make_gateway(allowed_hosts="api.example.com")
+    assert named.post(DETAIL, headers={**AUTH, "Host": "api.example.com"}).status_code == 200
+    assert named.post(DETAIL).status_code == 400  # 127.0.0.1 is no longer among them
+    anyone = make_gateway(allowed_hosts="*")
+    assert anyone.post(DETAIL, headers={**AUTH, "Host": "whatever.example"}).status_code == 200
+
+
+def test_an_empty_authorization_is_a_bad_credential_not_a_cue_for_the_token(make_gateway, upstream):
+    gateway = make_gateway(token=DEMO_TOKEN)
+    body = gateway.query(DETAIL, headers={"Authorization": ""})
+    assert body["data"] == {"orderItem": None}
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "empty" in error["message"]
+    assert upstream.calls() == 0
+    # No header at all still means the service token.
+    assert gateway.data(DETAIL, headers={}) == {"orderItem": {"id": "1"}}
+
+
+def test_production_serves_no_graphiql_assets(make_gateway, http):
+    development = make_gateway()
+    assert http.get(f"{development.url}{ASSET}").status_code == 200
+    production = make_gateway(env="production")
+    for path in (ASSET, "/graphiql/init.js", "/graphiql/vendor/graphiql/graphiql.min.js"):
+        assert http.get(f"{production.url}{path}").status_code == 404
+
+
+def test_metrics_can_be_turned_off(make_gateway, http):
+    gateway = make_gateway(metrics_enabled=False)
+    assert gateway.data(DETAIL) == {"orderItem": {"id": "1"}}
+    assert http.get(f"{gateway.url}/metrics").status_code == 404
+
+
+def test_metrics_port_needs_a_single_worker():
+    with pytest.raises(ValueError, match="metrics_port"):
+        Settings(metrics_port=9100, workers=2)
+    with pytest.raises(ValueError, match="allowed_hosts"):
+        Settings(allowed_hosts=" , ")
+
+
+def test_serve_puts_metrics_on_their_own_port(upstream):
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "OMS_UPSTREAM_URL": upstream.url,
+        "OMS_PORT": str(port),
+        "OMS_METRICS_PORT": str(metrics_port),
+        "OMS_LOG_FORMAT": "text",
+    }
+    command = [sys.executable, "-m", "gateway.cli", "serve"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with httpx.Client(timeout=5, trust_env=False) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get(f"http://127.0.0.1:{metrics_port}/metrics").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, "no metrics port"
+                time.sleep(0.1)
+            api = f"http://127.0.0.1:{port}"
+            reply = client.post(f"{api}/graphql", json={"query": DETAIL}, headers=AUTH)
+            assert reply.json() == {"data": {"orderItem": {"id": "1"}}}
+            assert client.get(f"{api}/metrics").status_code == 404
+            metrics = client.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            assert 'oms_gateway_operations_total{operation="anonymous",outcome="ok"} 1.0' in metrics
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+    assert process.returncode in (0, -signal.SIGTERM), (
+        process.stderr.read().decode() if process.stderr else ""
+    )
