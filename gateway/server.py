@@ -198,7 +198,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _body_timed_out(self) -> None:
         self._timer = None
         cycle = self.cycle
-        if cycle is not None and not cycle.response_started:
+        # A pipelined request waits behind an answer still being written: no 408 mid-answer.
+        if cycle is not None and not cycle.response_started and not self.pipeline:
             # The app sees a disconnect (and its answer is dropped); the client gets a 408.
             cycle.disconnected = True
             cycle.message_event.set()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -71,34 +74,25 @@ def test_metrics_port_needs_a_single_worker():
         Settings(allowed_hosts=" , ")
 
 
-def test_serve_puts_metrics_on_their_own_port(upstream):
-    port, metrics_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "OMS_UPSTREAM_URL": upstream.url,
-        "OMS_PORT": str(port),
-        "OMS_METRICS_PORT": str(metrics_port),
-        "OMS_LOG_FORMAT": "text",
-    }
+@contextlib.contextmanager
+def cli_serve(upstream, **env: str) -> Iterator[str]:
+    """`oms-gateway serve` as a process, with `OMS_*` settings; yields its URL once it answers."""
+    port = free_port()
+    environ = {**os.environ, "OMS_UPSTREAM_URL": upstream.url, "OMS_PORT": str(port), **env}
     command = [sys.executable, "-m", "gateway.cli", "serve"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(timeout=5, trust_env=False) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if client.get(f"http://127.0.0.1:{metrics_port}/metrics").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, "no metrics port"
-                time.sleep(0.1)
-            api = f"http://127.0.0.1:{port}"
-            reply = client.post(f"{api}/graphql", json={"query": DETAIL}, headers=AUTH)
-            assert reply.json() == {"data": {"orderItem": {"id": "1"}}}
-            assert client.get(f"{api}/metrics").status_code == 404
-            metrics = client.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-            assert 'oms_gateway_operations_total{operation="anonymous",outcome="ok"} 1.0' in metrics
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/healthz", timeout=5, trust_env=False).status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+        yield url
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -107,6 +101,28 @@ def test_serve_puts_metrics_on_their_own_port(upstream):
             process.kill()
             process.wait(timeout=5)
     # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
-    assert process.returncode in (0, -signal.SIGTERM), (
-        process.stderr.read().decode() if process.stderr else ""
-    )
+    assert process.returncode in (0, -signal.SIGTERM), process.stderr.read().decode()
+
+
+def test_serve_puts_metrics_on_their_own_port(upstream):
+    metrics_port = free_port()
+    with (
+        cli_serve(upstream, OMS_METRICS_PORT=str(metrics_port), OMS_LOG_FORMAT="text") as api,
+        httpx.Client(timeout=5, trust_env=False) as client,
+    ):
+        reply = client.post(f"{api}/graphql", json={"query": DETAIL}, headers=AUTH)
+        assert reply.json() == {"data": {"orderItem": {"id": "1"}}}
+        assert client.get(f"{api}/metrics").status_code == 404
+        metrics = client.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert 'oms_gateway_operations_total{operation="anonymous",outcome="ok"} 1.0' in metrics
+
+
+def test_serve_with_workers_runs_the_guarded_protocol_in_each(upstream):
+    with cli_serve(upstream, OMS_WORKERS="2", OMS_HEADER_TIMEOUT="0.3") as api:
+        reply = httpx.post(f"{api}/graphql", json={"query": DETAIL}, headers=AUTH, timeout=10)
+        assert reply.json() == {"data": {"orderItem": {"id": "1"}}}
+        for _ in range(4):  # the kernel spreads these over both workers
+            with socket.create_connection(("127.0.0.1", int(api.rsplit(":", 1)[1])), 10) as sock:
+                started = time.monotonic()
+                assert sock.recv(1024).startswith(b"HTTP/1.1 408")  # sent nothing: cut
+                assert time.monotonic() - started < 10
