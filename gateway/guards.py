@@ -8,6 +8,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.errors import HEADERS_TOO_LARGE
 
 
+def refusal_body(code: str, message: str) -> bytes:
+    """The JSON body of a request refused before GraphQL runs: one error with its code."""
+    return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+
+
 class HeaderLimits:
     """431 for an `Authorization` value over `max_authorization` bytes or headers over
     `max_total` bytes. The server (gateway/server.py) already cuts a head over the total before
@@ -22,9 +27,7 @@ class HeaderLimits:
         if scope["type"] == "http":
             message = self._refusal(scope["headers"])
             if message is not None:
-                body = orjson.dumps(
-                    {"errors": [{"message": message, "extensions": {"code": HEADERS_TOO_LARGE}}]}
-                )
+                body = refusal_body(HEADERS_TOO_LARGE, message)
                 await send(
                     {
                         "type": "http.response.start",

@@ -19,11 +19,11 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.errors import HEADERS_TOO_LARGE, OVERLOADED, REQUEST_TIMEOUT
+from gateway.guards import refusal_body
 from gateway.settings import Settings
 
 _HEAD_END = b"\r\n\r\n"
@@ -37,11 +37,9 @@ class ConnectionGate:
         self.per_client_limit = per_client
         self.total = 0
         self.by_client: Counter[str] = Counter()
-        self.refused = 0
 
     def enter(self, client: str) -> bool:
         if self.total >= self.total_limit or self.by_client[client] >= self.per_client_limit:
-            self.refused += 1
             return False
         self.total += 1
         self.by_client[client] += 1
@@ -76,7 +74,7 @@ class GatewayConfig(uvicorn.Config):
 
 def error_response(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> bytes:
     """A complete HTTP/1.1 answer with a GraphQL-style error body that closes the connection."""
-    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    body = refusal_body(code, message)
     head = [
         STATUS_LINE[status],
         b"content-type: application/json\r\n",

@@ -124,6 +124,9 @@ class Settings:
             raise ValueError("env must be development, production or demo")
         if not self.allowed_host_list:
             raise ValueError('allowed_hosts must name at least one host (or "*")')
+        for host in self.allowed_host_list:  # Starlette's TrustedHostMiddleware patterns
+            if "*" in host[1:] or (host.startswith("*") and host != "*" and host[:2] != "*."):
+                raise ValueError(f"allowed_hosts: {host!r} is not a name, *.domain or *")
         if not 0 <= self.metrics_port <= 65535:
             raise ValueError("metrics_port must be 0 (the API port) or a port number")
         if self.metrics_port and self.workers > 1:

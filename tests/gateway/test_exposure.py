@@ -70,8 +70,13 @@ def test_metrics_can_be_turned_off(make_gateway, http):
 def test_metrics_port_needs_a_single_worker():
     with pytest.raises(ValueError, match="metrics_port"):
         Settings(metrics_port=9100, workers=2)
-    with pytest.raises(ValueError, match="allowed_hosts"):
-        Settings(allowed_hosts=" , ")
+    for hosts in (" , ", "api.*.com", "*example.com"):
+        with pytest.raises(ValueError, match="allowed_hosts"):
+            Settings(allowed_hosts=hosts)
+    assert Settings(allowed_hosts="*.example.com,api.example.com").allowed_host_list == [
+        "*.example.com",
+        "api.example.com",
+    ]
 
 
 @contextlib.contextmanager
