@@ -10,7 +10,7 @@ that stops reading its response. `GuardedHttpProtocol` adds, per connection:
 plus a cap on the bytes of a request head (431), and a cap on connections that are still
 sending a request, per process and per client address (503), so slow senders cannot hold the
 sockets that legitimate clients need. The app itself counts execution slots only for requests
-whose body has arrived (gateway/shedding.py).
+whose body has arrived (gateway/shedding.py). httptools comes with `uvicorn[standard]`.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class GatewayConfig(uvicorn.Config):
         super().__init__(
             app,
             http=GuardedHttpProtocol,
+            ws="none",  # the gateway serves no WebSocket: an upgrade stays a plain request
             timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]
-            h11_max_incomplete_event_size=settings.max_header_bytes,
             **kwargs,
         )
         self.settings = settings
