@@ -139,6 +139,18 @@ def test_a_body_that_stops_is_cut_at_the_body_timeout(make_gateway, upstream, ca
     assert upstream.calls() == 1
 
 
+def test_a_body_refused_early_still_has_to_end_within_the_body_timeout(make_gateway):
+    # 413 from Content-Length alone; the unread body must not keep the connection for ever.
+    gateway = make_gateway(body_timeout=0.5, keep_alive_timeout=60)
+    with sockets(gateway, 1) as (sock,):
+        sock.sendall(post_head(10**6) + b"{")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(65536) == b""
+        assert time.monotonic() - started < PATIENCE
+
+
 def test_an_idle_keep_alive_connection_is_closed(make_gateway):
     gateway = make_gateway(keep_alive_timeout=0.3)
     body = json.dumps({"query": DETAIL}).encode()
