@@ -126,33 +126,41 @@ def worker_app() -> Any:
     return _build_app(Settings(**fields))
 
 
-async def _serve_one(settings: Settings) -> None:
+def _serve_one(settings: Settings) -> None:
     """One process: the gateway, and its metrics listener when `metrics_port` is set."""
     from gateway.app import create_metrics_app
 
     app = _build_app(settings)
     gateway = make_server(app, settings, log_config=None)
-    if not (settings.metrics_enabled and settings.metrics_port):
-        await gateway.serve()
-        return
-    metrics = make_server(
-        create_metrics_app(app),
-        settings,
-        port=settings.metrics_port,
-        log_config=None,
-        lifespan="off",
-    )
-    task = asyncio.create_task(metrics.serve())
-    try:
-        await gateway.serve()
-    finally:
-        metrics.should_exit = True
-        await task
+    if settings.metrics_enabled and settings.metrics_port:
+        metrics = make_server(
+            create_metrics_app(app),
+            settings,
+            port=settings.metrics_port,
+            log_config=None,
+            lifespan="off",
+        )
+
+        async def both() -> None:
+            task = asyncio.create_task(metrics.serve())
+            try:
+                await gateway.serve()
+            finally:
+                metrics.should_exit = True
+                await task
+
+        # On the loop uvicorn would pick (uvloop with uvicorn[standard]), as `gateway.run` does.
+        with asyncio.Runner(loop_factory=gateway.config.get_loop_factory()) as runner:
+            runner.run(both())
+    else:
+        gateway.run()
+    if not gateway.started:
+        raise SystemExit(3)  # as uvicorn.run: the port could not be bound, or startup failed
 
 
 def _serve(settings: Settings) -> None:
     if settings.workers == 1:
-        asyncio.run(_serve_one(settings))
+        _serve_one(settings)
         return
     # Workers are fresh processes: hand them the resolved settings, and let Prometheus sum
     # their metrics through files in a shared directory.
