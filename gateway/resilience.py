@@ -171,22 +171,19 @@ class CircuitBreaker:
 
 @dataclass(slots=True)
 class Verdicts:
-    """What one operation has told the breaker: at most one failure and one success, so an
-    operation with many calls (aliases, pages, ids) weighs as one client, not as many."""
+    """What one operation has told the breaker: at most one failure however many of its calls
+    (aliases, pages, ids) fail, so one client's request weighs as one failure. Successes all
+    count: an operation with one bad id among nine good ones must not read as 50% failing."""
 
     failed: bool = False
-    succeeded: bool = False
 
     def record(
         self, breaker: CircuitBreaker, success: bool, *, probe: bool, key: str | None = None
     ) -> None:
-        if not probe:  # the half-open probe always reports: it decides the breaker
-            if self.succeeded if success else self.failed:
+        if not success and not probe:  # the half-open probe always reports: it decides
+            if self.failed:
                 return
-            if success:
-                self.succeeded = True
-            else:
-                self.failed = True
+            self.failed = True
         breaker.record(success, probe=probe, key=key)
 
 

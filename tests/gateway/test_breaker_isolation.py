@@ -86,15 +86,15 @@ def test_the_same_failing_input_counts_once_per_window():
     assert breaker.state is BreakerState.OPEN
 
 
-def test_verdicts_report_one_failure_and_one_success_per_operation():
+def test_verdicts_report_one_failure_per_operation_and_every_success():
     now = [0.0]
     breaker = CircuitBreaker(
-        failure_ratio=0.5, min_calls=5, window=10.0, cooldown=5.0, clock=lambda: now[0]
+        failure_ratio=0.5, min_calls=4, window=10.0, cooldown=5.0, clock=lambda: now[0]
     )
-    for _ in range(2):  # two operations, each with many failures and successes
-        verdicts = Verdicts()
-        for success in (False, True) * 20:
-            verdicts.record(breaker, success, probe=False)
-    assert breaker.state is BreakerState.CLOSED  # 2 failures of 4 verdicts, not 40 of 80
-    Verdicts().record(breaker, False, probe=False)
-    assert breaker.state is BreakerState.OPEN  # 3 failures of 5 verdicts
+    verdicts = Verdicts()  # one operation: one bad call among nine good ones, then 20 bad ones
+    for success in (False, *[True] * 9, *[False] * 20):
+        verdicts.record(breaker, success, probe=False)
+    assert breaker.state is BreakerState.CLOSED  # 1 failure in 10 verdicts, not 21 in 30
+    for _ in range(9):  # nine more operations whose calls all fail: 10 failures in 19
+        Verdicts().record(breaker, False, probe=False)
+    assert breaker.state is BreakerState.OPEN
