@@ -3,8 +3,8 @@
 Run from the repository root (about 1.5 minutes with the defaults):
 
     .venv/bin/python bench/soak.py [--duration 20] [--max-requests 20000] [--clients 32]
-        [--scenarios baseline,status503,latency,mix] [--serve-arg=--upstream-read-timeout=2]
-        [--write-md]
+        [--scenarios baseline,status503,latency,mix,attack] [--serve-arg=--upstream-read-timeout=2]
+        [--attack-connections 256] [--write-md]
 
 For each scenario it resets the fake, turns the scenario's faults on, and runs `--clients`
 concurrent clients (asyncio + httpx) that send a seeded mix of operations (nested list, slim
@@ -12,12 +12,19 @@ list, detail, orderItemsByIds, with varying pages and ids) until `--duration` se
 `--max-requests` operations were sent, whichever comes first. An operation succeeds when the
 HTTP status is 200 and the body has no `errors`. Everything runs on 127.0.0.1; both servers are
 stopped in a `finally`, and the whole run has a time limit.
+
+The `attack` scenario runs the same legitimate clients while, from another loopback address
+(127.0.0.2), `--attack-connections` sockets send a request head with `Content-Length: 1000` and
+one body byte, then nothing, reopening as the gateway cuts them; and one client (127.0.0.3) sends
+operations of 10 aliases whose filter the fake OMS answers with 500. Its figures are the
+legitimate clients' success rate and the gateway's RSS before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -95,6 +102,8 @@ SCENARIOS: dict[str, list[dict[str, Any]]] = {
     "status503": [{"kind": "status", "status": 503, "retry_after": "0", "rate": 0.2}],
     "latency": [{"latency": 0.05}],
     # The mix rotates every --mix-period seconds, so breakers see failures come and go.
+    # Only the poisoned filter fails; the slow-body sockets come from `attack` below.
+    "attack": [{"kind": "status", "status": 500, "order_number": "POISON-1"}],
     "mix": [
         {"kind": "status", "status": 503, "retry_after": "0", "rate": 0.2, "latency": 0.01},
         {"kind": "status", "status": 502, "rate": 0.1, "latency": 0.005},
@@ -132,6 +141,7 @@ class Tally:
     by_op: Counter[str] = field(default_factory=Counter)
     ok_by_op: Counter[str] = field(default_factory=Counter)
     client_errors: Counter[str] = field(default_factory=Counter)
+    attack: Counter[str] = field(default_factory=Counter)  # what the attackers got back
 
 
 async def client(
@@ -170,6 +180,71 @@ async def client(
             tally.partial += 1
 
 
+# Loopback too: the gateway sees other client addresses than the legitimate clients'.
+ATTACKER, POISONER = "127.0.0.2", "127.0.0.3"
+SLOW_HEAD = (
+    f"POST /graphql HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+    f"Authorization: {AUTH}\r\nContent-Length: 1000\r\n\r\n{{"
+).encode()
+POISONED = (
+    "{ "
+    + " ".join(
+        f'a{i}: orderItems(orderNumber: "POISON-1", first: {i + 1}) {{ nodes {{ id }} }}'
+        for i in range(10)
+    )
+    + " }"
+)
+
+
+async def slow_body(port: int, deadline: float, opened: list[int], tally: Tally) -> None:
+    """One socket slot of the attack: send a head and one byte, wait to be cut, reopen."""
+    while time.monotonic() < deadline and opened[0] > 0:
+        opened[0] -= 1
+        try:
+            reader, writer = await asyncio.open_connection(HOST, port, local_addr=(ATTACKER, 0))
+        except OSError as exc:
+            tally.attack[f"connect {type(exc).__name__}"] += 1
+            await asyncio.sleep(0.1)
+            continue
+        try:
+            writer.write(SLOW_HEAD)
+            left = max(0.1, deadline - time.monotonic())
+            first = await asyncio.wait_for(reader.readline(), left)
+            status = first.split()[1].decode() if first.startswith(b"HTTP/") else "closed"
+            tally.attack[f"slow body -> {status}"] += 1
+            if status == "503":
+                await asyncio.sleep(1.0)  # refused at once: do not spin (nor load this loop)
+        except (TimeoutError, OSError):
+            tally.attack["slow body held to the end"] += 1
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+async def poisoner(port: int, deadline: float, budget: list[int], tally: Tally) -> None:
+    """A client whose own filter makes the OMS fail, over and over."""
+    transport = httpx.AsyncHTTPTransport(local_address=POISONER)
+    async with httpx.AsyncClient(
+        base_url=f"http://{HOST}:{port}", transport=transport, headers={"Authorization": AUTH}
+    ) as http:
+        while time.monotonic() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            try:
+                reply = await http.post("/graphql", json={"query": POISONED})
+                codes = {e["extensions"]["code"] for e in reply.json().get("errors", [])}
+                tally.attack[f"poisoned -> {reply.status_code} {','.join(sorted(codes))}"] += 1
+            except (httpx.HTTPError, ValueError) as exc:
+                tally.attack[f"poisoned -> {type(exc).__name__}"] += 1
+
+
+def attackers(port: int, args: argparse.Namespace, deadline: float, tally: Tally) -> list[Any]:
+    opened = [args.attack_max_sockets]
+    budget = [args.max_requests]
+    slow = [slow_body(port, deadline, opened, tally) for _ in range(args.attack_connections)]
+    return [*slow, poisoner(port, deadline, budget, tally)]
+
+
 async def rotate(servers: Servers, faults: list[dict[str, Any]], period: float, end: float) -> None:
     """Switch the fake to the next fault set every `period` seconds until `end`."""
     i = 0
@@ -198,6 +273,9 @@ async def drive(servers: Servers, name: str, args: argparse.Namespace) -> Tally:
             for i in range(args.clients)
         ]
         tasks.append(asyncio.create_task(rotate(servers, faults, args.mix_period, deadline)))
+        if name == "attack":
+            port = servers.gateway_port
+            tasks += [asyncio.create_task(a) for a in attackers(port, args, deadline, tally)]
         # A request in flight at the deadline may take up to the request timeout to finish.
         _, pending = await asyncio.wait(tasks, timeout=args.duration + args.request_timeout + 5)
         for task in pending:
@@ -239,6 +317,11 @@ def summarize(
         + ", ".join(f"{s} ×{n}" for s, n in sorted(tally.status.items()))
         + f"; gateway 5xx: {fives}",
         f"- client-side failures (no HTTP answer): {dict(tally.client_errors) or 'none'}",
+        *(
+            [f"- attackers (not counted above): {', '.join(attack)}"]
+            if (attack := [f"{k} ×{n}" for k, n in sorted(tally.attack.items())])
+            else []
+        ),
         f"- latency: p50 {_pct(lat, 0.5) * 1000:.1f} ms, p99 {_pct(lat, 0.99) * 1000:.1f} ms, "
         f"max {max(lat, default=0) * 1000:.0f} ms, mean "
         f"{(statistics.fmean(lat) if lat else 0) * 1000:.1f} ms",
@@ -266,10 +349,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=20.0, help="seconds per scenario")
     p.add_argument("--max-requests", type=int, default=20000, help="operations per scenario")
     p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--scenarios", default="baseline,status503,latency,mix,hostile")
+    p.add_argument("--scenarios", default="baseline,status503,latency,mix,hostile,attack")
     p.add_argument("--mix-period", type=float, default=2.0, help="seconds per fault set in mix")
     p.add_argument("--request-timeout", type=float, default=30.0, help="client timeout, seconds")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--attack-connections", type=int, default=256, help="slow-body sockets")
+    p.add_argument(
+        "--attack-max-sockets", type=int, default=20000, help="sockets the attack may open"
+    )
     p.add_argument(
         "--serve-arg", action="append", default=[], help="extra `oms-gateway serve` flag; repeat"
     )

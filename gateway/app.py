@@ -11,13 +11,15 @@ from brotli_asgi import BrotliMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gateway.apq import DocumentStore, MemoryDocumentStore
 from gateway.execution import Executor
 from gateway.graphiql import graphiql_response, graphiql_routes
+from gateway.guards import HeaderLimits
 from gateway.http import GraphQLEndpoint
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.resilience import BreakerState
@@ -82,9 +84,10 @@ class Runtime:
             await redis.aclose()
 
     def authorization(self, request: Request) -> str | None:
-        """The client's header as is; else the service token; else nothing (no call is made)."""
+        """The client's header as is; else the service token; else nothing (no call is made).
+        A header sent empty is the client's (bad) credential, never a cue for the token."""
         header = request.headers.get("authorization")
-        if header:
+        if header is not None:
             return header
         token = self.settings.token
         if token:
@@ -140,10 +143,12 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        # Ready means this instance can reach the upstream. An open breaker does not drain it:
+        # every instance sees the same upstream, and a fleet drained at once serves nobody
+        # (README "Deploying"); the body still reports the breaker.
         breaker = runtime.client.resilience.breaker.state
-        reachable = await runtime.upstream_reachable()
-        ready = reachable and breaker is not BreakerState.OPEN
-        body = {"ready": ready, "upstream_reachable": reachable, "circuit_breaker": breaker.value}
+        ready = await runtime.upstream_reachable()
+        body = {"ready": ready, "upstream_reachable": ready, "circuit_breaker": breaker.value}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @contextlib.asynccontextmanager
@@ -158,14 +163,29 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
         LoadShedding,
         path="/graphql",
         limit=settings.max_inflight_operations,
+        max_body=settings.max_body_bytes,
         on_shed=runtime.metrics.shed.inc,
     )
     # Brotli when the client accepts it, else gzip; both only above the minimum size.
     compression = Middleware(
         BrotliMiddleware, minimum_size=settings.compression_min_size, quality=4, gzip_fallback=True
     )
-    # Outermost first: CORS wraps shedding so a browser can read a shed 503 and its Retry-After.
-    middleware = [shedding, compression]
+    # Outermost first: header sizes before anything reads them, the Host before any route,
+    # CORS around shedding so a browser can read a shed 503 and its Retry-After.
+    middleware = [
+        Middleware(
+            HeaderLimits,
+            max_authorization=settings.max_authorization_bytes,
+            max_total=settings.max_header_bytes,
+        ),
+        # Against DNS rebinding: a page on attacker.example resolved to this address must not
+        # reach data with the service token.
+        Middleware(
+            TrustedHostMiddleware, allowed_hosts=settings.allowed_host_list, www_redirect=False
+        ),
+        shedding,
+        compression,
+    ]
     if settings.cors_origin_list:
         cors = Middleware(
             CORSMiddleware,
@@ -175,17 +195,39 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
             expose_headers=["X-Request-ID", "ETag", "Retry-After"],
             max_age=600,
         )
-        middleware.insert(0, cors)
+        middleware.insert(2, cors)
+    routes: list[BaseRoute] = [
+        Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    if settings.metrics_enabled and not settings.metrics_port:
+        routes.append(metrics_route(runtime))
+    if not settings.production:
+        routes += graphiql_routes()  # production serves no GraphiQL page and no assets
     app = Starlette(
-        routes=[
-            Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint(runtime.metrics, runtime.refresh_gauges)),
-            *graphiql_routes(),
-        ],
+        routes=routes,
         middleware=middleware,
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     return app
+
+
+def metrics_route(runtime: Runtime) -> Route:
+    return Route("/metrics", metrics_endpoint(runtime.metrics, runtime.refresh_gauges))
+
+
+def create_metrics_app(app: Starlette) -> Starlette:
+    """Only /metrics of `app` (whose lifespan runs elsewhere), for a separate `metrics_port`."""
+    settings: Settings = app.state.runtime.settings
+    return Starlette(
+        routes=[metrics_route(app.state.runtime)],
+        middleware=[
+            Middleware(
+                HeaderLimits,
+                max_authorization=settings.max_authorization_bytes,
+                max_total=settings.max_header_bytes,
+            )
+        ],
+    )

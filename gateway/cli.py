@@ -16,6 +16,7 @@ import orjson
 import uvicorn
 
 from gateway.logs import configure_logging
+from gateway.server import GatewayConfig, make_server
 from gateway.settings import ENV_VARS, Secret, Settings
 
 DEMO_UPSTREAM_PORT_OFFSET = 1
@@ -93,9 +94,10 @@ async def _run_demo(host: str, port: int) -> None:
         host=host,
         port=port,
         env="demo",
+        allowed_hosts=f"127.0.0.1,localhost,{host}",
     )
     upstream = _server(create_fake_app(), "127.0.0.1", upstream_port)
-    gateway = _server(create_app(settings), host, port)
+    gateway = make_server(create_app(settings), settings, log_level="warning", lifespan="on")
     print(
         f"Fake OMS upstream on http://127.0.0.1:{upstream_port} (token {DEMO_TOKEN!r}, demo only)"
     )
@@ -124,9 +126,41 @@ def worker_app() -> Any:
     return _build_app(Settings(**fields))
 
 
+def _serve_one(settings: Settings) -> None:
+    """One process: the gateway, and its metrics listener when `metrics_port` is set."""
+    from gateway.app import create_metrics_app
+
+    app = _build_app(settings)
+    gateway = make_server(app, settings, log_config=None)
+    if settings.metrics_enabled and settings.metrics_port:
+        metrics = make_server(
+            create_metrics_app(app),
+            settings,
+            port=settings.metrics_port,
+            log_config=None,
+            lifespan="off",
+        )
+
+        async def both() -> None:
+            task = asyncio.create_task(metrics.serve())
+            try:
+                await gateway.serve()
+            finally:
+                metrics.should_exit = True
+                await task
+
+        # On the loop uvicorn would pick (uvloop with uvicorn[standard]), as `gateway.run` does.
+        with asyncio.Runner(loop_factory=gateway.config.get_loop_factory()) as runner:
+            runner.run(both())
+    else:
+        gateway.run()
+    if not gateway.started:
+        raise SystemExit(3)  # as uvicorn.run: the port could not be bound, or startup failed
+
+
 def _serve(settings: Settings) -> None:
     if settings.workers == 1:
-        uvicorn.run(_build_app(settings), host=settings.host, port=settings.port, log_config=None)
+        _serve_one(settings)
         return
     # Workers are fresh processes: hand them the resolved settings, and let Prometheus sum
     # their metrics through files in a shared directory.
@@ -135,14 +169,13 @@ def _serve(settings: Settings) -> None:
     settings = settings.replace(metrics_multiprocess=True)
     fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
     os.environ[_SETTINGS_FOR_WORKERS] = orjson.dumps(fields).decode()
-    uvicorn.run(
-        "gateway.cli:worker_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=None,
+    # uvicorn.run's own path for workers, with the gateway's config (its protocol and limits).
+    from uvicorn.supervisors import Multiprocess
+
+    config = GatewayConfig(
+        "gateway.cli:worker_app", settings, factory=True, workers=settings.workers, log_config=None
     )
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -3,7 +3,8 @@
     GatewayError                      (code INTERNAL_ERROR; never raised itself)
     ├── ClientError                   what the client sent is wrong; no upstream call is made
     │   ├── BadUserInput              BAD_USER_INPUT
-    │   └── MissingCredentials        UNAUTHENTICATED (no Authorization header and no OMS_TOKEN)
+    │   ├── MissingCredentials        UNAUTHENTICATED (no Authorization header and no OMS_TOKEN)
+    │   └── BadCredentials            UNAUTHENTICATED (an empty Authorization header)
     └── UpstreamError                 the OMS API failed us
         ├── UpstreamTransportError    no HTTP answer
         │   ├── UpstreamTimeout       UPSTREAM_TIMEOUT
@@ -25,6 +26,11 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.transports import TransportFailure, TransportTimeout
+
+# Refusals answered before GraphQL runs (gateway/server.py, gateway/guards.py, shedding.py).
+OVERLOADED = "OVERLOADED"  # 503: at capacity
+HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"  # 431: the request head or Authorization is too big
+REQUEST_TIMEOUT = "REQUEST_TIMEOUT"  # 408: the headers or the body came too slowly
 
 
 class GatewayError(Exception):
@@ -52,6 +58,13 @@ class MissingCredentials(ClientError):
             "No credentials: send an 'Authorization: Token ...' header "
             "(or start the gateway with OMS_TOKEN)."
         )
+
+
+class BadCredentials(ClientError):
+    code = "UNAUTHENTICATED"
+
+    def __init__(self) -> None:
+        super().__init__("The Authorization header is empty; send 'Authorization: Token ...'.")
 
 
 class UpstreamError(GatewayError):

@@ -88,6 +88,8 @@ class CircuitBreaker:
         self._clock = clock
         self._outcomes: deque[tuple[float, bool]] = deque()
         self._failures = 0  # failures among `_outcomes`, kept so a record costs O(1)
+        # When each input-keyed failure last counted: the same input counts once per window.
+        self._failed_keys: dict[str, float] = {}
         self.state = BreakerState.CLOSED
         self._opened_at = 0.0
         self._probing = False
@@ -106,10 +108,14 @@ class CircuitBreaker:
             return Permit.PROBE
         return Permit.CALL
 
-    def record(self, success: bool, *, probe: bool = False) -> None:
+    def record(self, success: bool, *, probe: bool = False, key: str | None = None) -> None:
         """An attempt's outcome. Only the probe decides a half-open breaker; a call that went
-        out while closed and ends after the breaker opened says nothing about it any more."""
+        out while closed and ends after the breaker opened says nothing about it any more.
+        A failure with a `key` (the client input that may have provoked it) counts once per
+        window however often that input is sent."""
         now = self._clock()
+        if key is not None and not success and not probe and self._seen_failing(key, now):
+            return
         if probe:
             self._probing = False
             if self.state is BreakerState.HALF_OPEN:
@@ -130,6 +136,18 @@ class CircuitBreaker:
         if calls >= self.min_calls and self._failures >= self.failure_ratio * calls:
             self._open(now)
 
+    def _seen_failing(self, key: str, now: float) -> bool:
+        keys = self._failed_keys
+        while keys:  # oldest first: drop what left the window
+            old, at = next(iter(keys.items()))
+            if now - at <= self.window:
+                break
+            del keys[old]
+        if key in keys:
+            return True
+        keys[key] = now
+        return False
+
     def release_probe(self) -> None:
         """A probe that ended without an outcome (cancelled, or no slot) frees the probe."""
         self._probing = False
@@ -142,12 +160,31 @@ class CircuitBreaker:
     def _forget(self) -> None:
         self._outcomes.clear()
         self._failures = 0
+        self._failed_keys.clear()
 
     def _move(self, state: BreakerState) -> None:
         if state is not self.state:
             logger.warning("upstream circuit breaker %s -> %s", self.state.value, state.value)
             self.state = state
             self.transitions += 1
+
+
+@dataclass(slots=True)
+class Verdicts:
+    """What one operation has told the breaker: at most one failure however many of its calls
+    (aliases, pages, ids) fail, so one client's request weighs as one failure. Successes all
+    count: an operation with one bad id among nine good ones must not read as 50% failing."""
+
+    failed: bool = False
+
+    def record(
+        self, breaker: CircuitBreaker, success: bool, *, probe: bool, key: str | None = None
+    ) -> None:
+        if not success and not probe:  # the half-open probe always reports: it decides
+            if self.failed:
+                return
+            self.failed = True
+        breaker.record(success, probe=probe, key=key)
 
 
 class Resilience:

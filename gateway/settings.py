@@ -82,6 +82,18 @@ class Settings:
     readiness_cache_seconds: float = 5.0
     workers: int = 1
     metrics_multiprocess: bool = False
+    # What a client controls (see README "Deploying": gateway/server.py enforces these).
+    header_timeout: float = 5.0  # seconds from connect or a request's first byte to its headers
+    body_timeout: float = 10.0  # seconds from the headers to the end of the body
+    keep_alive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
+    write_timeout: float = 30.0  # seconds a response may wait for the client to read it
+    max_header_bytes: int = 16384  # the request line and headers together (431 above)
+    max_authorization_bytes: int = 4096  # the Authorization header's value (431 above)
+    max_receiving_connections: int = 512  # connections still sending a request, per process
+    max_receiving_per_client: int = 64  # the same, per client address (503 above either)
+    allowed_hosts: str = "127.0.0.1,localhost"  # comma-separated Host names; "*" allows any
+    metrics_enabled: bool = True  # serve Prometheus metrics at all
+    metrics_port: int = 0  # 0: /metrics on the API port; else a separate listener on this port
 
     def __post_init__(self) -> None:
         if self.token is not None and not isinstance(self.token, Secret):
@@ -91,6 +103,8 @@ class Settings:
             "max_aliases", "max_directives", "max_selections", "max_upstream_calls", "max_ids",
             "max_body_bytes", "document_cache_size", "apq_cache_size", "upstream_concurrency",
             "max_inflight_operations", "breaker_min_calls", "response_cache_size", "workers",
+            "max_header_bytes", "max_authorization_bytes", "max_receiving_connections",
+            "max_receiving_per_client",
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -102,7 +116,8 @@ class Settings:
             raise ValueError("breaker_failure_ratio must be in (0, 1]")
         for name in (
             "upstream_connect_timeout", "upstream_read_timeout", "upstream_total_timeout",
-            "operation_timeout", "breaker_window", "breaker_cooldown",
+            "operation_timeout", "breaker_window", "breaker_cooldown", "header_timeout",
+            "body_timeout", "keep_alive_timeout", "write_timeout",
         ):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -118,10 +133,24 @@ class Settings:
             raise ValueError(f"upstream_client must be one of {', '.join(UPSTREAM_CLIENTS)}")
         if self.upstream_max_body_bytes < 1:
             raise ValueError("upstream_max_body_bytes must be at least 1")
+        if not self.allowed_host_list:
+            raise ValueError('allowed_hosts must name at least one host (or "*")')
+        for host in self.allowed_host_list:  # Starlette's TrustedHostMiddleware patterns
+            if "*" in host[1:] or (host.startswith("*") and host != "*" and host[:2] != "*."):
+                raise ValueError(f"allowed_hosts: {host!r} is not a name, *.domain or *")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError("metrics_port must be 0 (the API port) or a port number")
+        if self.metrics_port and self.workers > 1:
+            # Each worker would bind the port; metrics of several workers go through the API port.
+            raise ValueError("metrics_port needs workers=1")
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def cors_origin_list(self) -> list[str]:

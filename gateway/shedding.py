@@ -1,13 +1,18 @@
-"""Load shedding: past a cap of operations in flight, answer 503 at once instead of queueing."""
+"""Load shedding: past a cap of operations in flight, answer 503 at once instead of queueing.
+
+An operation takes a slot only once its body has arrived: a client still sending holds a
+connection (bounded by the server, gateway/server.py), never a slot of work."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import OVERLOADED
 from gateway.http import request_id_of
 
 _BODY = orjson.dumps(
@@ -15,7 +20,7 @@ _BODY = orjson.dumps(
         "errors": [
             {
                 "message": "The gateway is at capacity; retry shortly.",
-                "extensions": {"code": "OVERLOADED"},
+                "extensions": {"code": OVERLOADED},
             }
         ]
     }
@@ -31,6 +36,7 @@ class LoadShedding:
         *,
         path: str,
         limit: int,
+        max_body: int,
         retry_after: int = 1,
         on_shed: Callable[[], None] | None = None,
     ) -> None:
@@ -38,6 +44,7 @@ class LoadShedding:
         self.on_shed = on_shed
         self.path = path
         self.limit = limit
+        self.max_body = max_body
         self.retry_after = str(retry_after)
         self.in_flight = 0
         self.shed = 0
@@ -46,6 +53,9 @@ class LoadShedding:
         if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
+        received = await self._receive_body(scope, receive)
+        if received is None:
+            return  # the client left (or the server gave up on it) while sending
         if self.in_flight >= self.limit:
             self.shed += 1
             if self.on_shed is not None:
@@ -67,6 +77,37 @@ class LoadShedding:
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, _replay(received, receive), send)
         finally:
             self.in_flight -= 1
+
+    async def _receive_body(self, scope: Scope, receive: Receive) -> list[Message] | None:
+        """The body's messages, up to just past `max_body` bytes (the app answers 413 then);
+        None when the client disconnected first."""
+        if scope["method"] in ("GET", "HEAD"):
+            return []
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return []  # refused from the header alone by the app
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False) or size > self.max_body:
+                return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Any:
+    """A `receive` that hands out the buffered messages first, then the server's own."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import orjson
 
 from gateway.errors import (
+    BadCredentials,
     MissingCredentials,
     UpstreamBadResponse,
     UpstreamError,
@@ -19,7 +20,13 @@ from gateway.errors import (
     error_for_transport,
 )
 from gateway.metrics import Metrics
-from gateway.resilience import RETRYABLE_STATUSES, Permit, Resilience, retry_after_seconds
+from gateway.resilience import (
+    RETRYABLE_STATUSES,
+    Permit,
+    Resilience,
+    Verdicts,
+    retry_after_seconds,
+)
 from gateway.settings import Settings
 from gateway.tracing import Tracing
 from gateway.transports import (
@@ -78,9 +85,14 @@ class OmsClient:
         params: Params | None,
         headers: dict[str, str],
         deadline: float,
+        verdicts: Verdicts | None = None,
+        key: str | None = None,
     ) -> Any:
-        """GET with retries, the breaker and the deadline; the decoded JSON body or an error."""
+        """GET with retries, the breaker and the deadline; the decoded JSON body or an error.
+        `verdicts` tells the breaker each outcome once per operation; `key` names the client
+        input an error answer may be about (a transport failure never is)."""
         resilience = self.resilience
+        verdicts = verdicts or Verdicts()
         policy, breaker = resilience.policy, resilience.breaker
         for attempt in range(1, policy.max_retries + 2):
             if deadline - time.monotonic() <= 0:
@@ -102,13 +114,13 @@ class OmsClient:
                     breaker.release_probe()
                 raise error_for_transport(exc, endpoint) from exc
             except TransportFailure as exc:
-                breaker.record(False, probe=probe)
+                verdicts.record(breaker, False, probe=probe)
                 if attempt > policy.max_retries or not exc.retryable:
                     raise error_for_transport(exc, endpoint) from exc
                 error: UpstreamError = error_for_transport(exc, endpoint)
             except BodyRefused as exc:
                 # An answer came, as with undecodable JSON: the upstream is up, the body is bad.
-                breaker.record(True, probe=probe)
+                verdicts.record(breaker, True, probe=probe)
                 raise UpstreamBadResponse(f"The OMS API sent {endpoint} with {exc}.") from None
             except BaseException:
                 if probe:
@@ -116,7 +128,7 @@ class OmsClient:
                 raise
             else:
                 status = reply.status
-                breaker.record(status < 500, probe=probe)
+                verdicts.record(breaker, status < 500, probe=probe, key=key)
                 if status == 200:
                     return _decode(reply, endpoint)
                 error = error_for_status(status, endpoint)
@@ -221,6 +233,7 @@ class UpstreamSession:
     deadline: float
     request_id: str | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    verdicts: Verdicts = field(default_factory=Verdicts)  # this operation's word to the breaker
 
     async def list_page(
         self, kind: ListKind, *, limit: int, page: int, order_number: str | None
@@ -229,7 +242,9 @@ class UpstreamSession:
         if order_number is not None:
             params["order_number"] = order_number
         path = LIST_PATH if kind == "full" else SIMPLE_PATH
-        body = await self._get(path, path, params)
+        # A filter is free text from the client: an upstream error for one value counts once.
+        key = None if order_number is None else f"order_number={order_number}"
+        body = await self._get(path, path, params, key)
         result = _parse_page(body, nested=kind == "full", endpoint=path)
         expected = max(0, min(limit, result.count - (page - 1) * limit))
         if len(result.results) != expected:
@@ -248,14 +263,20 @@ class UpstreamSession:
         item: Item = body
         return item
 
-    async def _get(self, url: str, endpoint: str, params: Params | None) -> Any:
-        if not self.authorization:
+    async def _get(
+        self, url: str, endpoint: str, params: Params | None, key: str | None = None
+    ) -> Any:
+        if self.authorization is None:
             raise MissingCredentials()
+        if not self.authorization.strip():
+            raise BadCredentials()
         self.calls[endpoint] = self.calls.get(endpoint, 0) + 1
         headers = {"Authorization": self.authorization}
         if self.request_id:
             headers["X-Request-ID"] = self.request_id
-        return await self.client.get_json(url, endpoint, params, headers, self.deadline)
+        return await self.client.get_json(
+            url, endpoint, params, headers, self.deadline, self.verdicts, key
+        )
 
 
 def _decode(reply: Reply, endpoint: str) -> Any:

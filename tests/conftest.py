@@ -16,6 +16,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, create_fake_app
+from gateway.server import make_server
 from gateway.settings import UPSTREAM_CLIENTS, Settings
 
 AUTH = {"Authorization": f"Token {DEMO_TOKEN}"}
@@ -33,7 +34,23 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
     """Run `app` under uvicorn in a thread on loopback (a free port unless given); yield its URL."""
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    with run_server(uvicorn.Server(config)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_gateway(settings: Settings, port: int | None = None) -> Iterator[str]:
+    """The gateway as `oms-gateway serve` runs it: its app on its guarded uvicorn protocol."""
+    port = port or free_port()
+    app = create_app(settings)
+    server = make_server(app, settings, host="127.0.0.1", port=port, log_level="warning")
+    with run_server(server) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def run_server(server: uvicorn.Server) -> Iterator[str]:
+    """Run a uvicorn server in a thread; yield its URL once it listens."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -42,7 +59,7 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
             raise RuntimeError("server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{server.config.host}:{server.config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -107,7 +124,7 @@ def http() -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def gateway(upstream: Upstream, http: httpx.Client) -> Iterator[Gateway]:
-    with serve(create_app(Settings(upstream_url=upstream.url))) as url:
+    with serve_gateway(Settings(upstream_url=upstream.url)) as url:
         yield Gateway(url, http)
 
 
@@ -138,7 +155,7 @@ def make_gateway(
         def make(**overrides: Any) -> Gateway:
             overrides.setdefault("upstream_url", upstream.url)
             overrides.setdefault("upstream_client", upstream_client)
-            url = stack.enter_context(serve(create_app(Settings(**overrides))))
+            url = stack.enter_context(serve_gateway(Settings(**overrides)))
             return Gateway(url, http)
 
         yield make

@@ -49,6 +49,8 @@ class Faults:
     # normal answer, compressed with `encoding`.
     size: int = 200 * 1024 * 1024
     encoding: str = "gzip"
+    # Only calls filtered by this order number get the fault (an input the upstream fails on).
+    order_number: str | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -57,8 +59,10 @@ class Faults:
         self.injected = 0
         self.streamed = 0  # bytes of a hostile body handed to the server so far
 
-    def hits(self, endpoint: str, path: str = "") -> bool:
+    def hits(self, endpoint: str, path: str = "", order_number: str | None = None) -> bool:
         if self.kind is None or (self.endpoints and endpoint not in self.endpoints):
+            return False
+        if self.order_number is not None and order_number != self.order_number:
             return False
         with self._lock:
             if self.times is not None and self.injected >= self.times:
@@ -339,7 +343,8 @@ def create_fake_app(fake: FakeOms | None = None) -> Starlette:
                 faults = fake.faults
                 if faults.latency:
                     await asyncio.sleep(faults.latency)
-                if faults.hits(name, request.url.path + "?" + request.url.query):
+                path = request.url.path + "?" + request.url.query
+                if faults.hits(name, path, request.query_params.get("order_number")):
                     return await _faulty(faults, handler, request)
                 response = handler(request)
                 if fake.set_cookies:

@@ -1,0 +1,228 @@
+"""The HTTP server: uvicorn with a protocol that puts a time and size limit on every client phase.
+
+uvicorn bounds only the idle time between keep-alive requests. Its httptools protocol waits
+forever for headers and for a body, buffers headers of any size, and waits forever for a client
+that stops reading its response. `GuardedHttpProtocol` adds, per connection:
+
+    connect / first byte of a request ─ header_timeout ─> headers complete ─ body_timeout ─>
+        body complete ─ (the app runs) ─> response; each stall in writing it ≤ write_timeout
+
+plus a cap on the bytes of a request head (431), and a cap on connections that are still
+sending a request, per process and per client address (503), so slow senders cannot hold the
+sockets that legitimate clients need. The app itself counts execution slots only for requests
+whose body has arrived (gateway/shedding.py). httptools comes with `uvicorn[standard]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from gateway.errors import HEADERS_TOO_LARGE, OVERLOADED, REQUEST_TIMEOUT
+from gateway.guards import refusal_body
+from gateway.settings import Settings
+
+_HEAD_END = b"\r\n\r\n"
+
+
+class ConnectionGate:
+    """Connections receiving a request (headers or body), per process and per client address."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total_limit = total
+        self.per_client_limit = per_client
+        self.total = 0
+        self.by_client: Counter[str] = Counter()
+
+    def enter(self, client: str) -> bool:
+        if self.total >= self.total_limit or self.by_client[client] >= self.per_client_limit:
+            return False
+        self.total += 1
+        self.by_client[client] += 1
+        return True
+
+    def leave(self, client: str) -> None:
+        self.total -= 1
+        self.by_client[client] -= 1
+        if self.by_client[client] <= 0:
+            del self.by_client[client]  # keep the map as small as the connections
+
+
+class GatewayConfig(uvicorn.Config):
+    """uvicorn's config with the gateway's settings and the guarded protocol; picklable, so it
+    also reaches `--workers` processes (each then counts its own connections)."""
+
+    def __init__(self, app: Any, settings: Settings, **kwargs: Any) -> None:
+        kwargs.setdefault("host", settings.host)
+        kwargs.setdefault("port", settings.port)
+        super().__init__(
+            app,
+            http=GuardedHttpProtocol,
+            ws="none",  # the gateway serves no WebSocket: an upgrade stays a plain request
+            timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]
+            **kwargs,
+        )
+        self.settings = settings
+        self.gate = ConnectionGate(
+            settings.max_receiving_connections, settings.max_receiving_per_client
+        )
+
+
+def error_response(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> bytes:
+    """A complete HTTP/1.1 answer with a GraphQL-style error body that closes the connection."""
+    body = refusal_body(code, message)
+    head = [
+        STATUS_LINE[status],
+        b"content-type: application/json\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"connection: close\r\n",
+        *(name + b": " + value + b"\r\n" for name, value in extra),
+        b"\r\n",
+    ]
+    return b"".join(head) + body
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with time limits on headers, body and response writes,
+    a request-head size limit, and the receiving-connections gate."""
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        if not isinstance(config, GatewayConfig):
+            raise TypeError("GuardedHttpProtocol needs a gateway.server.GatewayConfig")
+        self.settings = config.settings
+        self.gate = config.gate
+        self._peer = ""
+        self._receiving = False  # counted by the gate
+        self._in_head = True  # the next bytes belong to a request head
+        self._head_bytes = 0
+        self._tail = b""  # the last bytes of the head so far, to find its end across reads
+        self._timer: asyncio.TimerHandle | None = None  # header or body deadline
+        self._write_timer: asyncio.TimerHandle | None = None
+
+    # Connection lifetime
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._peer = self.client[0] if self.client else ""
+        self._start_receiving()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        self._stop_receiving()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        if not self._receiving and not self._start_receiving():
+            return
+        if self._in_head and not self._count_head(data):
+            return
+        super().data_received(data)
+
+    # Parser callbacks
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._arm(self.settings.body_timeout, self._body_timed_out)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._stop_timer()
+        self._stop_receiving()
+        self._in_head, self._head_bytes, self._tail = True, 0, b""
+
+    # Writing: a client that stops reading must not hold the response (and its slot) forever.
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(
+                self.settings.write_timeout, self.transport.abort
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    # Helpers
+    def _start_receiving(self) -> bool:
+        """A request is (about to be) on its way: count it and start the header clock."""
+        if not self.gate.enter(self._peer):
+            self._refuse(
+                error_response(
+                    503,
+                    OVERLOADED,
+                    "Too many connections are sending requests; retry shortly.",
+                    (b"retry-after", b"1"),
+                )
+            )
+            return False
+        self._receiving = True
+        self._arm(self.settings.header_timeout, self._head_timed_out)
+        return True
+
+    def _stop_receiving(self) -> None:
+        if self._receiving:
+            self._receiving = False
+            self.gate.leave(self._peer)
+
+    def _count_head(self, data: bytes) -> bool:
+        """Add this read's share of the request head; refuse a head over the limit with 431."""
+        window = self._tail + data
+        end = window.find(_HEAD_END)
+        self._head_bytes += len(data) if end < 0 else end + len(_HEAD_END) - len(self._tail)
+        self._tail = window[-3:]
+        if self._head_bytes <= self.settings.max_header_bytes:
+            return True
+        limit = self.settings.max_header_bytes
+        message = f"The request headers exceed {limit} bytes."
+        self._refuse(error_response(431, HEADERS_TOO_LARGE, message))
+        return False
+
+    def _head_timed_out(self) -> None:
+        self._timer = None
+        message = f"The request headers did not arrive within {self.settings.header_timeout} s."
+        self._refuse(error_response(408, REQUEST_TIMEOUT, message))
+
+    def _body_timed_out(self) -> None:
+        self._timer = None
+        cycle = self.cycle
+        # A pipelined request waits behind an answer still being written: no 408 mid-answer.
+        if cycle is not None and not cycle.response_started and not self.pipeline:
+            # The app sees a disconnect (and its answer is dropped); the client gets a 408.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            message = f"The request body did not arrive within {self.settings.body_timeout} s."
+            self._refuse(error_response(408, REQUEST_TIMEOUT, message))
+        else:
+            self.transport.close()
+
+    def _refuse(self, response: bytes) -> None:
+        self._stop_timer()
+        self._stop_receiving()
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
+
+    def _arm(self, seconds: float, callback: Any) -> None:
+        self._stop_timer()
+        self._timer = self.loop.call_later(seconds, callback)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def make_server(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Server:
+    """A uvicorn server for `app` with the gateway's protocol and limits."""
+    return uvicorn.Server(GatewayConfig(app, settings, **kwargs))
