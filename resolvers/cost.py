@@ -14,7 +14,7 @@ from graphql import (
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from resolvers.fetch import parse_id
+from resolvers.fetch import parse_id, parse_ids
 from resolvers.planner import SelectionWalker, plan_list
 
 
@@ -50,7 +50,8 @@ def upstream_calls(
             elif name == "orderItem":
                 ids.add(parse_id(args["id"], "id"))
             elif name == "orderItemsByIds":
-                ids.update(parse_id(i, "ids") for i in args["ids"])
+                # A bad id fails only its own slot, so the others still count.
+                ids.update(i for i in parse_ids(args["ids"]) if isinstance(i, int))
         except (GatewayError, ValueError, TypeError, KeyError):
             continue
     # A slim page is served by its full twin when both are wanted.

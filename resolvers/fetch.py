@@ -87,11 +87,26 @@ async def fetch_item(loaders: Loaders, raw_id: Any) -> Item | None:
     return item
 
 
+def parse_ids(raw_ids: list[Any]) -> list[int | BadUserInput]:
+    """Each id parsed, or the error of its own slot: one bad id must not cost the others."""
+    parsed: list[int | BadUserInput] = []
+    for index, raw in enumerate(raw_ids):
+        try:
+            parsed.append(parse_id(raw, "ids"))
+        except BadUserInput:
+            parsed.append(
+                BadUserInput(f"`ids[{index}]` is not a positive order item id.", argument="ids")
+            )
+    return parsed
+
+
 async def fetch_items(loaders: Loaders, raw_ids: list[Any], max_ids: int) -> list[Any]:
-    """One slot per id; a failing id leaves its exception in its own slot."""
+    """One slot per id; a failing id (bad or failed upstream) leaves its exception in its slot."""
     if len(raw_ids) > max_ids:
         raise BadUserInput(
             f"At most {max_ids} ids can be asked for at once.", argument="ids", limit=max_ids
         )
-    keys = [parse_id(i, "ids") for i in raw_ids]
-    return await asyncio.gather(*(loaders.items.load(k) for k in keys), return_exceptions=True)
+    keys = parse_ids(raw_ids)
+    loads = [loaders.items.load(k) for k in keys if isinstance(k, int)]
+    fetched = iter(await asyncio.gather(*loads, return_exceptions=True))
+    return [next(fetched) if isinstance(k, int) else k for k in keys]

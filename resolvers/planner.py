@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -113,6 +114,25 @@ def selects_items(walker: SelectionWalker, connection_nodes: list[FieldNode]) ->
     )
 
 
+def check_filter(argument: str, value: str | None) -> str | None:
+    """A filter value as sent upstream; refused before any call when it cannot be meant.
+
+    An empty value would be forwarded as `order_number=` and return the unfiltered list; a
+    control character has no place in a code and only ever smuggles something into a log or URL.
+    """
+    if value is None:
+        return None
+    if len(value) > MAX_ORDER_NUMBER_LENGTH:
+        raise BadUserInput(
+            f"`{argument}` is at most {MAX_ORDER_NUMBER_LENGTH} characters.", argument=argument
+        )
+    if not value.strip():
+        raise BadUserInput(f"`{argument}` must not be empty or blank.", argument=argument)
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise BadUserInput(f"`{argument}` must not contain control characters.", argument=argument)
+    return value
+
+
 def plan_list(
     settings: Settings,
     walker: SelectionWalker,
@@ -127,12 +147,7 @@ def plan_list(
         page=args.get("page"),
         page_size=args.get("pageSize", args.get("page_size")),
     )
-    order_number = args.get("orderNumber", args.get("order_number"))
-    if order_number is not None and len(order_number) > MAX_ORDER_NUMBER_LENGTH:
-        raise BadUserInput(
-            f"`orderNumber` is at most {MAX_ORDER_NUMBER_LENGTH} characters.",
-            argument="orderNumber",
-        )
+    order_number = check_filter("orderNumber", args.get("orderNumber", args.get("order_number")))
     wants_items = window.size > 0 and selects_items(walker, field_nodes)
     if not wants_items:
         # Only the count is needed: one slim item tells it.

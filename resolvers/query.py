@@ -53,7 +53,7 @@ class Query:
         page_size: Annotated[
             int | None, strawberry.argument(description="How many items a page holds.")
         ] = None,
-    ) -> OrderItemConnection:
+    ) -> OrderItemConnection | None:
         raw = info._raw_info
         request = plan_list(
             info.context.settings,
@@ -75,7 +75,7 @@ class Query:
         self,
         info: Info,
         ids: Annotated[list[strawberry.ID], strawberry.argument(description="The order item ids.")],
-    ) -> list[OrderItem | None]:
+    ) -> list[OrderItem | None] | None:
         # One failing id fails only its own slot: graphql-core raises an exception found in a slot.
         results: Any = await fetch_items(
             info.context.loaders, list(ids), info.context.settings.max_ids
