@@ -29,6 +29,7 @@ from gateway.tracing import Tracing
 from gateway.upstream import LIST_PATH, OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
+from resolvers.pagination import PageCap
 from schema import make_schema
 
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -46,6 +47,8 @@ class Runtime:
         if settings.response_cache_ttl > 0:
             self.responses = MemoryResponseCache(settings.response_cache_size)
         self._client: OmsClient | None = None
+        # What this app learned about its upstream's real page cap (see resolvers/pagination.py).
+        self.page_cap = PageCap()
         self._redis: Any = None
         self._ready: tuple[float, bool] = (float("-inf"), False)
 
@@ -106,6 +109,7 @@ class Runtime:
             session=session,
             loaders=Loaders(session, detail_concurrency=settings.detail_concurrency),
             request_id=request_id,
+            page_cap=self.page_cap,
         )
 
     def refresh_gauges(self) -> None:

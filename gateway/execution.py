@@ -157,9 +157,16 @@ class Executor:
         return coerced
 
     def check_budget(
-        self, prepared: Prepared, operation: OperationDefinitionNode, variables: Any
+        self,
+        prepared: Prepared,
+        operation: OperationDefinitionNode,
+        variables: Any,
+        max_limit: int | None = None,
     ) -> int:
-        cost = upstream_calls(self.schema, operation, prepared.fragments, variables, self.settings)
+        """The operation's planned upstream calls (at page cap `max_limit`), within budget."""
+        cost = upstream_calls(
+            self.schema, operation, prepared.fragments, variables, self.settings, max_limit
+        )
         budget = self.settings.max_upstream_calls
         if cost > budget:
             raise request_error(
@@ -193,7 +200,7 @@ class Executor:
         context: Any,
     ) -> ExecutionResult:
         coerced = self.coerce_variables(operation, variables)
-        self.check_budget(prepared, operation, coerced)
+        self.check_budget(prepared, operation, coerced, context.list_limit())
         if self.settings.compile_operations:
             compiled = await self.compiled(prepared, operation).execute(context, coerced)
             if compiled is not None:

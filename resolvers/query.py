@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import strawberry
 
 from resolvers.context import Info
-from resolvers.fetch import fetch_connection, fetch_item, fetch_items
-from resolvers.planner import SelectionWalker, plan_list
+from resolvers.fetch import fetch_item, fetch_items
+from resolvers.planner import SelectionWalker, list_connection
 from schema.types import OrderItem, OrderItemConnection
 
 
@@ -47,6 +47,14 @@ class Query:
             str | None,
             strawberry.argument(description="Return items after this cursor (Relay)."),
         ] = None,
+        last: Annotated[
+            int | None,
+            strawberry.argument(description="How many items to return, backward (Relay)."),
+        ] = None,
+        before: Annotated[
+            str | None,
+            strawberry.argument(description="Return items before this cursor (Relay)."),
+        ] = None,
         page: Annotated[
             int | None, strawberry.argument(description="The 1-based page number.")
         ] = None,
@@ -55,14 +63,11 @@ class Query:
         ] = None,
     ) -> OrderItemConnection | None:
         raw = info._raw_info
-        request = plan_list(
-            info.context.settings,
-            SelectionWalker.of(raw),
-            raw.field_nodes,
-            {"first": first, "after": after, "page": page, "pageSize": page_size,
-             "orderNumber": order_number},
-        )  # fmt: skip
-        connection: Any = await fetch_connection(info.context.loaders, request)
+        args = {"first": first, "after": after, "last": last, "before": before, "page": page,
+                "pageSize": page_size, "orderNumber": order_number}  # fmt: skip
+        connection: Any = await list_connection(
+            info.context, SelectionWalker.of(raw), raw.field_nodes, args
+        )
         return connection
 
     @strawberry.field(

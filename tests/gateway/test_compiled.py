@@ -272,7 +272,7 @@ async def both(
 MERGED = """
 query Merged($full: Boolean!, $slim: Boolean!) {
   __typename
-  list: orderItems(first: 3, after: "b2k6MQ==") {
+  list: orderItems(first: 3, after: "MToxOg") {
     totalCount
     ... on OrderItemConnection { pageInfo { endCursor hasNextPage } }
     nodes { a: id ...Ids id price a: id state { __typename n: name(locale: "tr") } }

@@ -24,7 +24,15 @@ def test_contract_names_and_types():
     # Nullable roots: one failing root field leaves its siblings (a 0.x contract change).
     assert str(query["orderItems"].type) == "OrderItemConnection"
     assert str(query["orderItemsByIds"].type) == "[OrderItem]"
-    assert set(query["orderItems"].args) == {"orderNumber", "first", "after", "page", "pageSize"}
+    assert set(query["orderItems"].args) == {
+        "orderNumber",
+        "first",
+        "after",
+        "last",
+        "before",
+        "page",
+        "pageSize",
+    }
     conn = sdl.type_map["OrderItemConnection"].fields
     assert {k: str(v.type) for k, v in conn.items()} == {
         "totalCount": "Int!",
