@@ -187,7 +187,11 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
         middleware.insert(0, cors)
     app = Starlette(
         routes=[
-            Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route(
+                "/graphql",
+                endpoint,
+                methods=["GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE"],
+            ),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint(runtime.metrics, runtime.refresh_gauges)),

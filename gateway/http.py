@@ -27,6 +27,9 @@ from gateway.tracing import Tracing
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+ALLOW = "GET, HEAD, POST, OPTIONS"
+# Codes of requests that are not well-formed GraphQL-over-HTTP requests: these keep their 400.
+_MALFORMED = frozenset({"BAD_REQUEST", "BATCHING_NOT_SUPPORTED"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 access_log = logging.getLogger("gateway.access")
@@ -161,9 +164,13 @@ class GraphQLEndpoint:
     async def handle(self, request: Request) -> Response:
         request_id = request_id_of(request.headers)
         method = request.method
-        if method not in ("GET", "POST"):
-            return self._plain(405, "Use GET or POST.", request_id, {"Allow": "GET, POST"})
-        if method == "GET" and _wants_html(request):
+        if method == "OPTIONS":
+            # Not a CORS preflight (CORSMiddleware answers those when origins are configured):
+            # say which methods the endpoint takes, with no body.
+            return Response(status_code=204, headers={"Allow": ALLOW, "X-Request-ID": request_id})
+        if method not in ("GET", "HEAD", "POST"):
+            return self._plain(405, "Use GET or POST.", request_id, {"Allow": ALLOW})
+        if _is_get(request) and _wants_html(request):
             if self.settings.production:
                 return self._plain(404, "GraphiQL is off in production.", request_id)
             return self.graphiql()
@@ -197,10 +204,15 @@ class GraphQLEndpoint:
             record.codes = [e["extensions"]["code"] for e in errors]
             content = orjson.dumps({"errors": errors})
             status = error.status
+            if status == 400 and media_type == JSON and not _MALFORMED.intersection(record.codes):
+                # GraphQL over HTTP: with application/json, a well-formed request that fails at
+                # parse, validation or variable coercion SHOULD get 200 (legacy clients read the
+                # body, not the status); application/graphql-response+json keeps its 4xx.
+                status = 200
         return self._respond(status, content, media_type, record.request_id, request)
 
     async def _params(self, request: Request) -> GraphQLRequest:
-        if request.method == "GET":
+        if _is_get(request):
             return parse_params(request.query_params)
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type != JSON:
@@ -230,7 +242,7 @@ class GraphQLEndpoint:
         if query is None:
             raise request_error("No `query` in the request.", "BAD_REQUEST")
         prepared = self.executor.parse(query)
-        if request.method == "GET":
+        if _is_get(request):
             selected = prepared.find(params.operation_name)
             if selected is not None and not is_query(selected):
                 # GraphQL over HTTP: 405 for a non-query over GET, before validation.
@@ -245,7 +257,7 @@ class GraphQLEndpoint:
         record.name = operation.name.value if operation.name else None
         context = self.make_context(request, record.request_id)
         key = None
-        if self.responses is not None and (request.method == "GET" or digest is not None):
+        if self.responses is not None and (_is_get(request) or digest is not None):
             authorization = context.session.authorization
             if authorization:
                 key = cache_key(authorization, query, params.variables, record.name)
@@ -276,7 +288,7 @@ class GraphQLEndpoint:
         headers = {"X-Request-ID": request_id, "Vary": "Accept, Authorization"}
         if status == 405:
             headers["Allow"] = "POST"
-        if request.method == "GET" and status == 200:
+        if _is_get(request) and status == 200:
             etag = f'"{hashlib.blake2b(content, digest_size=16).hexdigest()}"'
             headers["ETag"] = etag
             max_age = self.settings.get_cache_max_age
@@ -314,6 +326,11 @@ class GraphQLEndpoint:
                 "cache": record.cache,
             },
         )
+
+
+def _is_get(request: Request) -> bool:
+    """HEAD is GET without the body (RFC 9110): same status and headers, ETag included."""
+    return request.method in ("GET", "HEAD")
 
 
 def _etags(header: str | None) -> set[str]:
