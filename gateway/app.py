@@ -21,6 +21,7 @@ from gateway.execution import Executor
 from gateway.graphiql import graphiql_response, graphiql_routes
 from gateway.http import GraphQLEndpoint
 from gateway.metrics import Metrics, metrics_endpoint
+from gateway.persisted import TrustedDocuments
 from gateway.resilience import BreakerState
 from gateway.response_cache import MemoryResponseCache, ResponseCache
 from gateway.settings import Settings
@@ -143,6 +144,7 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
         metrics=runtime.metrics,
         tracing=runtime.tracing,
         responses=runtime.responses,
+        trusted=TrustedDocuments.load(settings.persisted_documents, only=settings.persisted_only),
     )
 
     async def healthz(request: Request) -> Response:

@@ -21,6 +21,7 @@ from gateway.apq import DocumentStore, persisted_hash, resolve_query
 from gateway.execution import Executor, RequestError, is_query, request_error
 from gateway.graphql_errors import client_error
 from gateway.metrics import Metrics
+from gateway.persisted import TrustedDocuments
 from gateway.response_cache import ResponseCache, cache_key
 from gateway.settings import Settings
 from gateway.tracing import Tracing
@@ -41,6 +42,7 @@ class GraphQLRequest:
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    document_id: str | None = None  # the persisted-documents draft's `documentId`
 
 
 def request_id_of(headers: Any) -> str:
@@ -88,6 +90,7 @@ def parse_params(params: Any) -> GraphQLRequest:
         variables=_json_object(params.get("variables"), "variables"),
         operation_name=_optional_str(params.get("operationName"), "operationName") or None,
         extensions=_json_object(params.get("extensions"), "extensions"),
+        document_id=_optional_str(params.get("documentId"), "documentId") or None,
     )
 
 
@@ -131,6 +134,7 @@ class GraphQLEndpoint:
         metrics: Metrics,
         tracing: Tracing,
         responses: ResponseCache | None = None,
+        trusted: TrustedDocuments | None = None,
     ) -> None:
         self.settings = settings
         self.executor = executor
@@ -140,6 +144,7 @@ class GraphQLEndpoint:
         self.metrics = metrics
         self.tracing = tracing
         self.responses = responses
+        self.trusted = trusted or TrustedDocuments({}, only=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -234,13 +239,7 @@ class GraphQLEndpoint:
     async def _run(
         self, request: Request, params: GraphQLRequest, record: OperationRecord
     ) -> tuple[int, bytes]:
-        query = params.query
-        digest = persisted_hash(params.extensions)
-        if digest is not None:
-            query = await resolve_query(self.documents, query, digest)
-            self.metrics.hit("apq", params.query is None)
-        if query is None:
-            raise request_error("No `query` in the request.", "BAD_REQUEST")
+        query, digest, register = await self._document(params)
         prepared = self.executor.parse(query)
         if _is_get(request):
             selected = prepared.find(params.operation_name)
@@ -251,7 +250,7 @@ class GraphQLEndpoint:
                 )
         if prepared.invalid is not None:
             raise prepared.invalid
-        if digest is not None and params.query is not None:
+        if register and digest is not None:
             await self.documents.put(digest, query)
         operation = prepared.operation(params.operation_name)
         record.name = operation.name.value if operation.name else None
@@ -280,6 +279,37 @@ class GraphQLEndpoint:
         if key is not None and not result.errors and self.responses is not None:
             await self.responses.put(key, content, self.settings.response_cache_ttl)
         return 200, content
+
+    async def _document(self, params: GraphQLRequest) -> tuple[str, str | None, bool]:
+        """The document to run, its hash when named by one, and whether APQ should register it.
+
+        Trusted documents (the manifest) come first; with `persisted_only`, nothing else is
+        parsed and APQ registers nothing.
+        """
+        query, trusted = params.query, self.trusted
+        digest = persisted_hash(params.extensions)
+        if params.document_id is not None:
+            if query is not None:
+                raise request_error("Send `documentId` or `query`, not both.", "BAD_REQUEST")
+            digest, query = trusted.by_document_id(params.document_id)
+            return query, digest, False
+        listed = trusted.get(digest) if digest is not None else None
+        if digest is not None and listed is not None:
+            query = await resolve_query(self.documents, query, digest) if query else listed
+            return query, digest, False
+        if digest is not None and trusted.only:
+            if query is None:
+                raise request_error(
+                    "No persisted document has this hash.", "PERSISTED_QUERY_NOT_FOUND"
+                )
+            trusted.check_allowed(query)  # refuses: a listed hash was handled above
+        if digest is not None:
+            query = await resolve_query(self.documents, query, digest)
+            self.metrics.hit("apq", params.query is None)
+        if query is None:
+            raise request_error("No `query` in the request.", "BAD_REQUEST")
+        trusted.check_allowed(query)
+        return query, digest, digest is not None and params.query is not None
 
     def _respond(
         self, status: int, content: bytes, media_type: str, request_id: str, request: Request

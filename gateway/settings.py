@@ -65,6 +65,9 @@ class Settings:
     apq_cache_size: int = 1000
     compression_min_size: int = 1024
     graphiql_persist_headers: bool = False  # let GraphiQL keep headers (tokens) in localStorage
+    # Trusted documents (gateway/persisted.py): a manifest file, and whether only it is served.
+    persisted_documents: str = ""
+    persisted_only: bool = False
     # Operating it (see README "Deploying").
     redis_url: str = ""  # shared APQ documents and response cache; empty: in-process stores
     response_cache_ttl: float = 0.0  # seconds; 0 keeps the response cache off
@@ -105,6 +108,8 @@ class Settings:
             raise ValueError("log_format must be json or text")
         if self.response_cache_ttl < 0:
             raise ValueError("response_cache_ttl must not be negative")
+        if self.persisted_only and not self.persisted_documents:
+            raise ValueError("persisted_only needs persisted_documents (a manifest file)")
         if self.env not in ("development", "production", "demo"):
             raise ValueError("env must be development, production or demo")
 
