@@ -134,7 +134,7 @@ class Runtime:
 
 def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
     runtime = Runtime(settings, tracer_provider)
-    schema = make_schema()
+    schema = make_schema(settings)
     endpoint = GraphQLEndpoint(
         settings,
         Executor(schema._schema, settings),

@@ -208,6 +208,8 @@ class GraphQLEndpoint:
             errors = [client_error(e, record.request_id) for e in error.errors]
             record.codes = [e["extensions"]["code"] for e in errors]
             content = orjson.dumps({"errors": errors})
+            estimated = max((e["extensions"].get("cost", 0) for e in errors), default=0)
+            content = self._with_cost(content, estimated)
             status = error.status
             if status == 400 and media_type == JSON and not _MALFORMED.intersection(record.codes):
                 # GraphQL over HTTP: with application/json, a well-formed request that fails at
@@ -264,7 +266,7 @@ class GraphQLEndpoint:
                 record.cache = "hit" if cached is not None else "miss"
                 self.metrics.hit("response", cached is not None)
                 if cached is not None:
-                    return 200, cached
+                    return 200, self._with_cost(cached, 0)
         try:
             result = await self.executor.execute(prepared, operation, params.variables, context)
         finally:
@@ -278,7 +280,18 @@ class GraphQLEndpoint:
         content = orjson.dumps(body)
         if key is not None and not result.errors and self.responses is not None:
             await self.responses.put(key, content, self.settings.response_cache_ttl)
+        if result.extensions:  # after caching: a cached answer's cost is not a later one's
+            body["extensions"] = result.extensions
+            content = orjson.dumps(body)
         return 200, content
+
+    def _with_cost(self, content: bytes, estimated: int) -> bytes:
+        """`content` with `extensions.cost` for an answer that made no upstream call."""
+        if not self.settings.expose_cost:
+            return content
+        body = orjson.loads(content)
+        body["extensions"] = {"cost": self.executor.cost_report({}, estimated)}
+        return orjson.dumps(body)
 
     async def _document(self, params: GraphQLRequest) -> tuple[str, str | None, bool]:
         """The document to run, its hash when named by one, and whether APQ should register it.

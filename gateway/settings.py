@@ -54,8 +54,12 @@ class Settings:
     max_directives: int = 50
     max_selections: int = 10_000  # field selections with fragment spreads expanded
     max_upstream_calls: int = 20
-    max_ids: int = 100
+    # As many ids as the budget has calls: by default a list of ids is never refused by the
+    # budget alone after `max_ids` let it through.
+    max_ids: int = 20
     max_body_bytes: int = 65536
+    # Report `extensions.cost` ({upstreamCalls, estimated, budget}) on every response.
+    expose_cost: bool = False
     document_cache_size: int = 1000
     # Run cacheable operations through compiled projections (off: always graphql-core).
     compile_operations: bool = True
