@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
+
+logger = logging.getLogger("gateway.paging")
 
 # Bumped whenever what a cursor means changes; older cursors are then refused, never misread.
 CURSOR_VERSION = "1"
@@ -211,3 +214,10 @@ class PageCap:
     def learn(self, served: int) -> None:
         if served >= 1 and (self.learned is None or served < self.learned):
             self.learned = served
+            # The operator's guess was too high: say so once per change, so it can be fixed.
+            logger.warning(
+                "the OMS serves at most %d items per list page; planning with that "
+                "(set OMS_UPSTREAM_MAX_LIMIT=%d to skip the first short page)",
+                served,
+                served,
+            )

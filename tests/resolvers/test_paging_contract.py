@@ -215,8 +215,11 @@ def limits(upstream: Upstream) -> list[int]:
     return [int(q.split("limit=")[1].split("&")[0]) for q in upstream.fake.stats()["log"]]
 
 
-def test_a_small_cap_is_learned_once_and_used_for_later_plans(on_capped, capped):
-    conn = on_capped.data("{ orderItems { nodes { id } } }")["orderItems"]
+def test_a_small_cap_is_learned_once_and_used_for_later_plans(on_capped, capped, caplog):
+    with caplog.at_level("WARNING", logger="gateway.paging"):
+        conn = on_capped.data("{ orderItems { nodes { id } } }")["orderItems"]
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "gateway.paging"]
+    assert "at most 7 items" in warning and "OMS_UPSTREAM_MAX_LIMIT=7" in warning
     assert [int(n["id"]) for n in conn["nodes"]] == list(range(1, 21))
     assert limits(capped) == [20, 7, 7, 7]  # one short page teaches the cap
     capped.fake.reset()
