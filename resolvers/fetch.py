@@ -34,7 +34,7 @@ class ListRequest:
     """One `orderItems` field, planned: which endpoint, which window, which upstream pages.
 
     A `from_end` window (`last` without `before`) is placed by the count first: `plan` is then
-    that one count probe, and its pages are planned once the count is known.
+    its probe (`probe_plan`), and its other pages are planned once the count is known.
     """
 
     kind: ListKind
@@ -44,8 +44,6 @@ class ListRequest:
     wants_items: bool
 
     def page_keys(self) -> list[PageKey]:
-        if self.window.from_end:
-            return [count_key(self.order_number)]
         return [PageKey(self.kind, self.order_number, self.plan.limit, p) for p in self.plan.pages]
 
 
@@ -100,10 +98,10 @@ async def fetch_connection(
     window, plan = request.window, request.plan
     count: int | None = None
     if window.from_end:
-        count = await _count(loaders, request.order_number)
-        window = window.settle(count)
-        plan = plan_pages(window, cap.limit(ceiling)) if request.wants_items else COUNT_PLAN
-        _check_budget(loaders, len(plan.pages), budget)
+        count, window, placed = await _place(loaders, request, cap, ceiling)
+        if placed != plan:
+            _check_budget(loaders, len(placed.pages), budget)
+        plan = placed
     for _ in range(_MAX_PLAN_ROUNDS):
         try:
             return await _fetch_plan(loaders, request, window, plan, count)
@@ -131,6 +129,27 @@ async def _fetch_plan(
     start = window.offset - plan.first_offset
     nodes = items[start : start + window.size]
     return Connection(count, nodes, window, request.order_number)
+
+
+async def _place(
+    loaders: Loaders, request: ListRequest, cap: PageCap, ceiling: int
+) -> tuple[int, Window, PagePlan]:
+    """Place a `from_end` window by its probe: the count, the window, and the plan to fetch it."""
+    if not request.wants_items:
+        count = await _count(loaders, request.order_number)
+        return count, request.window.settle(count), COUNT_PLAN
+    probe = request.plan
+    key = PageKey(request.kind, request.order_number, probe.limit, probe.pages[0])
+    try:
+        first = await _page_or_none(loaders.page(key))
+    except UpstreamPageCapped as capped:  # page 1: its length is the cap
+        cap.learn(capped.served)
+        first = None
+    count = first.count if first is not None else await _count(loaders, request.order_number)
+    window = request.window.settle(count)
+    if first is not None and window.offset + window.size <= probe.limit:
+        return count, window, probe  # the probe holds the whole answer
+    return count, window, plan_pages(window, cap.limit(ceiling))
 
 
 async def _count(loaders: Loaders, order_number: str | None) -> int:

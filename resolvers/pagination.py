@@ -191,8 +191,17 @@ def plan_pages(window: Window, max_limit: int) -> PagePlan:
     return PagePlan(limit=limit, pages=tuple(range(first_page, first_page + best[0])))
 
 
+def probe_plan(window: Window, max_limit: int) -> PagePlan:
+    """The first call of a `from_end` window: page 1 as large as the window (within the cap).
+
+    It tells the count, and it is the whole answer when the list is no longer than the window
+    (an order's items, typically); otherwise the window is planned once placed.
+    """
+    return PagePlan(limit=max(1, min(window.size, max_limit)), pages=(1,))
+
+
 def unplaced_calls(window: Window, max_limit: int) -> int:
-    """Calls a `from_end` window makes beyond its count probe, at most, wherever the end is."""
+    """Calls a `from_end` window makes beyond its probe, at most, wherever the end is."""
     if not window.from_end or window.size == 0:
         return 0
     return (window.size - 1) // max_limit + 2

@@ -21,7 +21,7 @@ from gateway.settings import Settings
 from gateway.upstream import ListKind
 from resolvers.context import Context
 from resolvers.fetch import Connection, ListRequest, fetch_connection
-from resolvers.pagination import COUNT_PLAN, plan_pages, resolve_window
+from resolvers.pagination import COUNT_PLAN, plan_pages, probe_plan, resolve_window
 
 # Order numbers are short codes; a longer value is a mistake or an attack, not a filter.
 MAX_ORDER_NUMBER_LENGTH = 64
@@ -158,11 +158,11 @@ def plan_list(
         order_number=order_number,
     )
     wants_items = window.size > 0 and selects_items(walker, field_nodes)
-    if not wants_items or window.from_end:
-        # Only the count is needed (or, from the end, first): one slim item tells it.
-        kind = list_kind(walker, field_nodes) if wants_items else "simple"
-        return ListRequest(kind, window, COUNT_PLAN, order_number, wants_items)
-    plan = plan_pages(window, max_limit or settings.upstream_max_limit)
+    if not wants_items:
+        # Only the count is needed: one slim item tells it.
+        return ListRequest("simple", window, COUNT_PLAN, order_number, False)
+    limit = max_limit or settings.upstream_max_limit
+    plan = probe_plan(window, limit) if window.from_end else plan_pages(window, limit)
     return ListRequest(list_kind(walker, field_nodes), window, plan, order_number, True)
 
 

@@ -115,6 +115,19 @@ def test_last_alone_is_the_end_of_the_list(gateway, upstream):
     assert upstream.calls() == 2  # the count, then one page
 
 
+def test_last_of_a_short_list_is_one_call(gateway, upstream):
+    number = number_of(upstream.fake.items[20]["order"])
+    expected = [i["id"] for i in upstream.fake.matching(number)]
+    assert 1 < len(expected) <= 10
+    conn = page(gateway, o=number, l=10)
+    assert ids(conn) == expected
+    assert conn["pageInfo"]["hasPreviousPage"] is False and conn["pageInfo"]["hasNextPage"] is False
+    assert upstream.calls() == 1  # the probe was the whole answer
+    upstream.fake.reset()
+    assert ids(page(gateway, o=number, l=1)) == expected[-1:]
+    assert upstream.calls() == 2  # a longer list: the probe placed the window, one page served it
+
+
 def test_a_backward_page_in_the_middle(gateway):
     conn = page(gateway, l=10, b=encode_cursor(50))
     assert ids(conn) == list(range(41, 51))
