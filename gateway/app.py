@@ -22,6 +22,7 @@ from gateway.graphiql import graphiql_response, graphiql_routes
 from gateway.guards import HeaderLimits
 from gateway.http import GraphQLEndpoint
 from gateway.metrics import Metrics, metrics_endpoint
+from gateway.persisted import TrustedDocuments
 from gateway.resilience import BreakerState
 from gateway.response_cache import MemoryResponseCache, ResponseCache
 from gateway.settings import Settings
@@ -30,6 +31,7 @@ from gateway.tracing import Tracing
 from gateway.upstream import OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
+from resolvers.pagination import PageCap
 from schema import make_schema
 
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -47,6 +49,8 @@ class Runtime:
         if settings.response_cache_ttl > 0:
             self.responses = MemoryResponseCache(settings.response_cache_size)
         self._client: OmsClient | None = None
+        # What this app learned about its upstream's real page cap (see resolvers/pagination.py).
+        self.page_cap = PageCap()
         self._redis: Any = None
         self._ready: tuple[float, bool] = (float("-inf"), False)
 
@@ -108,6 +112,7 @@ class Runtime:
             session=session,
             loaders=Loaders(session, detail_concurrency=settings.detail_concurrency),
             request_id=request_id,
+            page_cap=self.page_cap,
         )
 
     def refresh_gauges(self) -> None:
@@ -127,7 +132,7 @@ class Runtime:
 
 def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
     runtime = Runtime(settings, tracer_provider)
-    schema = make_schema()
+    schema = make_schema(settings)
     endpoint = GraphQLEndpoint(
         settings,
         Executor(schema._schema, settings),
@@ -137,6 +142,7 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
         metrics=runtime.metrics,
         tracing=runtime.tracing,
         responses=runtime.responses,
+        trusted=TrustedDocuments.load(settings.persisted_documents, only=settings.persisted_only),
     )
 
     async def healthz(request: Request) -> Response:
@@ -197,7 +203,11 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
         )
         middleware.insert(2, cors)
     routes: list[BaseRoute] = [
-        Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route(
+            "/graphql",
+            endpoint,
+            methods=["GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE"],
+        ),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     fake = commands.add_parser("fake-upstream", help="run only the embedded fake OMS upstream")
     fake.add_argument("--port", type=int, default=8001)
     fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument(
+        "--max-limit",
+        type=int,
+        default=100,
+        help="the fake's page cap, like DRF's max_page_size (default 100)",
+    )
 
     commands.add_parser("export-schema", help="print the schema as SDL")
     return parser
@@ -187,9 +193,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         sys.stdout.write(schema.as_str() + "\n")
         return 0
     if args.command == "fake-upstream":
-        from gateway.fake_upstream.app import create_fake_app
+        from gateway.fake_upstream.app import FakeOms, create_fake_app
 
-        uvicorn.run(create_fake_app(), host=args.host, port=args.port, log_level="warning")
+        app = create_fake_app(FakeOms(max_limit=args.max_limit))
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
     if args.command == "demo":
         configure_logging("text")

@@ -47,8 +47,8 @@ from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import Undefined, gather_with_cancel, inspect, is_iterable
 
 from resolvers.context import Context
-from resolvers.fetch import fetch_connection, fetch_item, fetch_items
-from resolvers.planner import SelectionWalker, plan_list
+from resolvers.fetch import fetch_item, fetch_items
+from resolvers.planner import SelectionWalker, list_connection
 from schema import read_field
 from schema.types import attribute_values, state_name
 
@@ -471,8 +471,7 @@ class _Variant:
         if f.name == "orderItemsByIds":
             return await fetch_items(loaders, list(args["ids"]), context.settings.max_ids)
         walker = SelectionWalker(self.fragments, variables.coerced or {})
-        request = plan_list(context.settings, walker, f.nodes, args)
-        return await fetch_connection(loaders, request)
+        return await list_connection(context, walker, f.nodes, args)
 
 
 def _compile(

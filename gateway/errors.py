@@ -15,6 +15,10 @@
         │   ├── UpstreamNotFound      404 -> a null field (detail) or an empty page (lists)
         │   └── UpstreamServerError   5xx and other 4xx -> UPSTREAM_ERROR
         └── UpstreamBadResponse       undecodable or mis-shaped body -> UPSTREAM_BAD_RESPONSE
+            └── UpstreamPageCapped    a list page shorter than asked: the upstream caps pages
+                                      lower than `upstream_max_limit` (the gateway adapts)
+    CostLimitExceeded                 COST_LIMIT, when learning a page cap mid-operation would
+                                      take a list past the call budget
 
 graphql-core copies an exception's `extensions` onto the GraphQLError it builds, so raising one of
 these from a resolver is all it takes. Anything else a resolver raises is masked as INTERNAL_ERROR.
@@ -109,6 +113,24 @@ class UpstreamServerError(UpstreamStatusError):
 
 class UpstreamBadResponse(UpstreamError):
     code = "UPSTREAM_BAD_RESPONSE"
+
+
+class UpstreamPageCapped(UpstreamBadResponse):
+    """A list page came back shorter than asked while more items exist: the server caps pages.
+
+    Handled by the list fetcher, which learns the cap and re-plans; it reaches a client only
+    when the upstream keeps contradicting itself.
+    """
+
+    def __init__(self, endpoint: str, *, limit: int, page: int, served: int) -> None:
+        super().__init__(f"The OMS API sent {served} items for a page of {limit} from {endpoint}.")
+        self.limit = limit
+        self.page = page
+        self.served = served
+
+
+class CostLimitExceeded(GatewayError):
+    code = "COST_LIMIT"
 
 
 _STATUS_ERRORS: dict[int, tuple[type[UpstreamStatusError], str]] = {

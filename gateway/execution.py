@@ -157,9 +157,16 @@ class Executor:
         return coerced
 
     def check_budget(
-        self, prepared: Prepared, operation: OperationDefinitionNode, variables: Any
+        self,
+        prepared: Prepared,
+        operation: OperationDefinitionNode,
+        variables: Any,
+        max_limit: int | None = None,
     ) -> int:
-        cost = upstream_calls(self.schema, operation, prepared.fragments, variables, self.settings)
+        """The operation's planned upstream calls (at page cap `max_limit`), within budget."""
+        cost = upstream_calls(
+            self.schema, operation, prepared.fragments, variables, self.settings, max_limit
+        )
         budget = self.settings.max_upstream_calls
         if cost > budget:
             raise request_error(
@@ -193,7 +200,28 @@ class Executor:
         context: Any,
     ) -> ExecutionResult:
         coerced = self.coerce_variables(operation, variables)
-        self.check_budget(prepared, operation, coerced)
+        cost = self.check_budget(prepared, operation, coerced, context.list_limit())
+        result = await self._run(prepared, operation, variables, context, coerced)
+        if self.settings.expose_cost:
+            result.extensions = {"cost": self.cost_report(context.session.calls, cost)}
+        return result
+
+    def cost_report(self, calls: dict[str, int], estimated: int) -> dict[str, int]:
+        """`extensions.cost`, as Apollo Router's demand control reports it (actual, estimate)."""
+        return {
+            "upstreamCalls": sum(calls.values()),
+            "estimated": estimated,
+            "budget": self.settings.max_upstream_calls,
+        }
+
+    async def _run(
+        self,
+        prepared: Prepared,
+        operation: OperationDefinitionNode,
+        variables: dict[str, Any] | None,
+        context: Any,
+        coerced: Any,
+    ) -> ExecutionResult:
         if self.settings.compile_operations:
             compiled = await self.compiled(prepared, operation).execute(context, coerced)
             if compiled is not None:

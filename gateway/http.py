@@ -21,12 +21,16 @@ from gateway.apq import DocumentStore, persisted_hash, resolve_query
 from gateway.execution import Executor, RequestError, is_query, request_error
 from gateway.graphql_errors import client_error
 from gateway.metrics import Metrics
+from gateway.persisted import TrustedDocuments
 from gateway.response_cache import ResponseCache, cache_key
 from gateway.settings import Settings
 from gateway.tracing import Tracing
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+ALLOW = "GET, HEAD, POST, OPTIONS"
+# Codes of requests that are not well-formed GraphQL-over-HTTP requests: these keep their 400.
+_MALFORMED = frozenset({"BAD_REQUEST", "BATCHING_NOT_SUPPORTED"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 access_log = logging.getLogger("gateway.access")
@@ -38,6 +42,7 @@ class GraphQLRequest:
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    document_id: str | None = None  # the persisted-documents draft's `documentId`
 
 
 def request_id_of(headers: Any) -> str:
@@ -85,6 +90,7 @@ def parse_params(params: Any) -> GraphQLRequest:
         variables=_json_object(params.get("variables"), "variables"),
         operation_name=_optional_str(params.get("operationName"), "operationName") or None,
         extensions=_json_object(params.get("extensions"), "extensions"),
+        document_id=_optional_str(params.get("documentId"), "documentId") or None,
     )
 
 
@@ -128,6 +134,7 @@ class GraphQLEndpoint:
         metrics: Metrics,
         tracing: Tracing,
         responses: ResponseCache | None = None,
+        trusted: TrustedDocuments | None = None,
     ) -> None:
         self.settings = settings
         self.executor = executor
@@ -137,6 +144,7 @@ class GraphQLEndpoint:
         self.metrics = metrics
         self.tracing = tracing
         self.responses = responses
+        self.trusted = trusted or TrustedDocuments({}, only=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -161,9 +169,13 @@ class GraphQLEndpoint:
     async def handle(self, request: Request) -> Response:
         request_id = request_id_of(request.headers)
         method = request.method
-        if method not in ("GET", "POST"):
-            return self._plain(405, "Use GET or POST.", request_id, {"Allow": "GET, POST"})
-        if method == "GET" and _wants_html(request):
+        if method == "OPTIONS":
+            # Not a CORS preflight (CORSMiddleware answers those when origins are configured):
+            # say which methods the endpoint takes, with no body.
+            return Response(status_code=204, headers={"Allow": ALLOW, "X-Request-ID": request_id})
+        if method not in ("GET", "HEAD", "POST"):
+            return self._plain(405, "Use GET or POST.", request_id, {"Allow": ALLOW})
+        if _is_get(request) and _wants_html(request):
             if self.settings.production:
                 return self._plain(404, "GraphiQL is off in production.", request_id)
             return self.graphiql()
@@ -196,11 +208,18 @@ class GraphQLEndpoint:
             errors = [client_error(e, record.request_id) for e in error.errors]
             record.codes = [e["extensions"]["code"] for e in errors]
             content = orjson.dumps({"errors": errors})
+            estimated = max((e["extensions"].get("cost", 0) for e in errors), default=0)
+            content = self._with_cost(content, estimated)
             status = error.status
+            if status == 400 and media_type == JSON and not _MALFORMED.intersection(record.codes):
+                # GraphQL over HTTP: with application/json, a well-formed request that fails at
+                # parse, validation or variable coercion SHOULD get 200 (legacy clients read the
+                # body, not the status); application/graphql-response+json keeps its 4xx.
+                status = 200
         return self._respond(status, content, media_type, record.request_id, request)
 
     async def _params(self, request: Request) -> GraphQLRequest:
-        if request.method == "GET":
+        if _is_get(request):
             return parse_params(request.query_params)
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type != JSON:
@@ -222,15 +241,9 @@ class GraphQLEndpoint:
     async def _run(
         self, request: Request, params: GraphQLRequest, record: OperationRecord
     ) -> tuple[int, bytes]:
-        query = params.query
-        digest = persisted_hash(params.extensions)
-        if digest is not None:
-            query = await resolve_query(self.documents, query, digest)
-            self.metrics.hit("apq", params.query is None)
-        if query is None:
-            raise request_error("No `query` in the request.", "BAD_REQUEST")
+        query, digest, register = await self._document(params)
         prepared = self.executor.parse(query)
-        if request.method == "GET":
+        if _is_get(request):
             selected = prepared.find(params.operation_name)
             if selected is not None and not is_query(selected):
                 # GraphQL over HTTP: 405 for a non-query over GET, before validation.
@@ -239,13 +252,13 @@ class GraphQLEndpoint:
                 )
         if prepared.invalid is not None:
             raise prepared.invalid
-        if digest is not None and params.query is not None:
+        if register and digest is not None:
             await self.documents.put(digest, query)
         operation = prepared.operation(params.operation_name)
         record.name = operation.name.value if operation.name else None
         context = self.make_context(request, record.request_id)
         key = None
-        if self.responses is not None and (request.method == "GET" or digest is not None):
+        if self.responses is not None and (_is_get(request) or digest is not None):
             authorization = context.session.authorization
             if authorization:
                 key = cache_key(authorization, query, params.variables, record.name)
@@ -253,7 +266,7 @@ class GraphQLEndpoint:
                 record.cache = "hit" if cached is not None else "miss"
                 self.metrics.hit("response", cached is not None)
                 if cached is not None:
-                    return 200, cached
+                    return 200, self._with_cost(cached, 0)
         try:
             result = await self.executor.execute(prepared, operation, params.variables, context)
         finally:
@@ -267,7 +280,49 @@ class GraphQLEndpoint:
         content = orjson.dumps(body)
         if key is not None and not result.errors and self.responses is not None:
             await self.responses.put(key, content, self.settings.response_cache_ttl)
+        if result.extensions:  # after caching: a cached answer's cost is not a later one's
+            body["extensions"] = result.extensions
+            content = orjson.dumps(body)
         return 200, content
+
+    def _with_cost(self, content: bytes, estimated: int) -> bytes:
+        """`content` with `extensions.cost` for an answer that made no upstream call."""
+        if not self.settings.expose_cost:
+            return content
+        body = orjson.loads(content)
+        body["extensions"] = {"cost": self.executor.cost_report({}, estimated)}
+        return orjson.dumps(body)
+
+    async def _document(self, params: GraphQLRequest) -> tuple[str, str | None, bool]:
+        """The document to run, its hash when named by one, and whether APQ should register it.
+
+        Trusted documents (the manifest) come first; with `persisted_only`, nothing else is
+        parsed and APQ registers nothing.
+        """
+        query, trusted = params.query, self.trusted
+        digest = persisted_hash(params.extensions)
+        if params.document_id is not None:
+            if query is not None:
+                raise request_error("Send `documentId` or `query`, not both.", "BAD_REQUEST")
+            digest, query = trusted.by_document_id(params.document_id)
+            return query, digest, False
+        listed = trusted.get(digest) if digest is not None else None
+        if digest is not None and listed is not None:
+            query = await resolve_query(self.documents, query, digest) if query else listed
+            return query, digest, False
+        if digest is not None and trusted.only:
+            if query is None:
+                raise request_error(
+                    "No persisted document has this hash.", "PERSISTED_QUERY_NOT_FOUND"
+                )
+            trusted.check_allowed(query)  # refuses: a listed hash was handled above
+        if digest is not None:
+            query = await resolve_query(self.documents, query, digest)
+            self.metrics.hit("apq", params.query is None)
+        if query is None:
+            raise request_error("No `query` in the request.", "BAD_REQUEST")
+        trusted.check_allowed(query)
+        return query, digest, digest is not None and params.query is not None
 
     def _respond(
         self, status: int, content: bytes, media_type: str, request_id: str, request: Request
@@ -276,7 +331,7 @@ class GraphQLEndpoint:
         headers = {"X-Request-ID": request_id, "Vary": "Accept, Authorization"}
         if status == 405:
             headers["Allow"] = "POST"
-        if request.method == "GET" and status == 200:
+        if _is_get(request) and status == 200:
             etag = f'"{hashlib.blake2b(content, digest_size=16).hexdigest()}"'
             headers["ETag"] = etag
             max_age = self.settings.get_cache_max_age
@@ -314,6 +369,11 @@ class GraphQLEndpoint:
                 "cache": record.cache,
             },
         )
+
+
+def _is_get(request: Request) -> bool:
+    """HEAD is GET without the body (RFC 9110): same status and headers, ETag included."""
+    return request.method in ("GET", "HEAD")
 
 
 def _etags(header: str | None) -> set[str]:

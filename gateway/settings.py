@@ -61,8 +61,12 @@ class Settings:
     max_directives: int = 50
     max_selections: int = 10_000  # field selections with fragment spreads expanded
     max_upstream_calls: int = 20
-    max_ids: int = 100
+    # As many ids as the budget has calls: by default a list of ids is never refused by the
+    # budget alone after `max_ids` let it through.
+    max_ids: int = 20
     max_body_bytes: int = 65536
+    # Report `extensions.cost` ({upstreamCalls, estimated, budget}) on every response.
+    expose_cost: bool = False
     document_cache_size: int = 1000
     # Run cacheable operations through compiled projections (off: always graphql-core).
     compile_operations: bool = True
@@ -72,6 +76,9 @@ class Settings:
     apq_cache_size: int = 1000
     compression_min_size: int = 1024
     graphiql_persist_headers: bool = False  # let GraphiQL keep headers (tokens) in localStorage
+    # Trusted documents (gateway/persisted.py): a manifest file, and whether only it is served.
+    persisted_documents: str = ""
+    persisted_only: bool = False
     # Operating it (see README "Deploying").
     redis_url: str = ""  # shared APQ documents and response cache; empty: in-process stores
     response_cache_ttl: float = 0.0  # seconds; 0 keeps the response cache off
@@ -127,6 +134,8 @@ class Settings:
             raise ValueError("log_format must be json or text")
         if self.response_cache_ttl < 0:
             raise ValueError("response_cache_ttl must not be negative")
+        if self.persisted_only and not self.persisted_documents:
+            raise ValueError("persisted_only needs persisted_documents (a manifest file)")
         if self.env not in ("development", "production", "demo"):
             raise ValueError("env must be development, production or demo")
         if self.upstream_client not in UPSTREAM_CLIENTS:

@@ -14,6 +14,7 @@ from gateway.errors import (
     MissingCredentials,
     UpstreamBadResponse,
     UpstreamError,
+    UpstreamPageCapped,
     UpstreamTimeout,
     UpstreamUnavailable,
     error_for_status,
@@ -247,12 +248,15 @@ class UpstreamSession:
         body = await self._get(path, path, params, key)
         result = _parse_page(body, nested=kind == "full", endpoint=path)
         expected = max(0, min(limit, result.count - (page - 1) * limit))
-        if len(result.results) != expected:
-            # The server ignored our limit (it may cap pages below upstream_max_limit); slicing
-            # such a page would silently drop or repeat items.
+        served = len(result.results)
+        if 0 < served < expected:
+            # The server caps pages below our limit (DRF's max_page_size): its page `page` is
+            # not ours, so the caller learns the cap and re-plans rather than slice it.
+            raise UpstreamPageCapped(path, limit=limit, page=page, served=served)
+        if served != expected:
+            # More than asked, or nothing where items exist: slicing would drop or repeat items.
             raise UpstreamBadResponse(
-                f"The OMS API sent {len(result.results)} items for a page of {limit} from "
-                f"{path}; is upstream_max_limit above what the server serves?"
+                f"The OMS API sent {served} items for a page of {limit} from {path}."
             )
         return result
 

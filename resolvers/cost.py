@@ -14,7 +14,9 @@ from graphql import (
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from resolvers.fetch import parse_id
+from resolvers.fetch import parse_id, parse_ids
+from resolvers.loaders import PageKey
+from resolvers.pagination import unplaced_calls
 from resolvers.planner import SelectionWalker, plan_list
 
 
@@ -24,6 +26,7 @@ def upstream_calls(
     fragments: Mapping[str, FragmentDefinitionNode],
     variables: Any,
     settings: Settings,
+    max_limit: int | None = None,
 ) -> int:
     """Distinct list pages plus distinct detail ids, deduplicated as the dataloaders do.
 
@@ -33,8 +36,10 @@ def upstream_calls(
     walker = SelectionWalker(fragments, getattr(variables, "coerced", variables) or {})
     root = schema.query_type
     assert root is not None
-    pages: set[tuple[Any, ...]] = set()
+    pages: set[PageKey] = set()
     ids: set[int] = set()
+    unplaced = 0
+    limit = max_limit or settings.upstream_max_limit
     for field in walker.fields([operation.selection_set]):
         name = field.name.value
         definition = root.fields.get(name)
@@ -43,16 +48,17 @@ def upstream_calls(
         try:
             args = get_argument_values(definition, field, variables)
             if name == "orderItems":
-                request = plan_list(settings, walker, [field], args)
-                for page in request.plan.pages:
-                    key = (request.order_number, request.plan.limit, page)
-                    pages.add((request.kind, *key))
+                request = plan_list(settings, walker, [field], args, max_limit)
+                pages.update(request.page_keys())
+                # `last` alone: placed by the count, so its pages are counted at worst.
+                unplaced += unplaced_calls(request.window, limit)
             elif name == "orderItem":
                 ids.add(parse_id(args["id"], "id"))
             elif name == "orderItemsByIds":
-                ids.update(parse_id(i, "ids") for i in args["ids"])
+                # A bad id fails only its own slot, so the others still count.
+                ids.update(i for i in parse_ids(args["ids"]) if isinstance(i, int))
         except (GatewayError, ValueError, TypeError, KeyError):
             continue
     # A slim page is served by its full twin when both are wanted.
-    distinct = {p for p in pages if not (p[0] == "simple" and ("full", *p[1:]) in pages)}
-    return len(distinct) + len(ids)
+    distinct = {p for p in pages if not (p.kind == "simple" and p._replace(kind="full") in pages)}
+    return len(distinct) + len(ids) + unplaced

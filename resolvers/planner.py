@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -18,8 +19,9 @@ from graphql import (
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
 from gateway.upstream import ListKind
-from resolvers.fetch import ListRequest
-from resolvers.pagination import PagePlan, plan_pages, resolve_window
+from resolvers.context import Context
+from resolvers.fetch import Connection, ListRequest, fetch_connection
+from resolvers.pagination import COUNT_PLAN, plan_pages, probe_plan, resolve_window
 
 # Order numbers are short codes; a longer value is a mistake or an attack, not a filter.
 MAX_ORDER_NUMBER_LENGTH = 64
@@ -113,29 +115,70 @@ def selects_items(walker: SelectionWalker, connection_nodes: list[FieldNode]) ->
     )
 
 
+def check_filter(argument: str, value: str | None) -> str | None:
+    """A filter value as sent upstream; refused before any call when it cannot be meant.
+
+    An empty value would be forwarded as `order_number=` and return the unfiltered list; a
+    control character has no place in a code and only ever smuggles something into a log or URL.
+    """
+    if value is None:
+        return None
+    if len(value) > MAX_ORDER_NUMBER_LENGTH:
+        raise BadUserInput(
+            f"`{argument}` is at most {MAX_ORDER_NUMBER_LENGTH} characters.", argument=argument
+        )
+    if not value.strip():
+        raise BadUserInput(f"`{argument}` must not be empty or blank.", argument=argument)
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise BadUserInput(f"`{argument}` must not contain control characters.", argument=argument)
+    return value
+
+
 def plan_list(
     settings: Settings,
     walker: SelectionWalker,
     field_nodes: list[FieldNode],
     args: Mapping[str, Any],
+    max_limit: int | None = None,
 ) -> ListRequest:
-    """Plan one `orderItems` field from its (coerced) arguments and its selection."""
+    """Plan one `orderItems` field from its (coerced) arguments and its selection.
+
+    `max_limit` is the upstream page cap as known now (`PageCap.limit`); by default the
+    `upstream_max_limit` ceiling.
+    """
+    order_number = check_filter("orderNumber", args.get("orderNumber", args.get("order_number")))
     window = resolve_window(
         settings,
         first=args.get("first"),
         after=args.get("after"),
         page=args.get("page"),
         page_size=args.get("pageSize", args.get("page_size")),
+        last=args.get("last"),
+        before=args.get("before"),
+        order_number=order_number,
     )
-    order_number = args.get("orderNumber", args.get("order_number"))
-    if order_number is not None and len(order_number) > MAX_ORDER_NUMBER_LENGTH:
-        raise BadUserInput(
-            f"`orderNumber` is at most {MAX_ORDER_NUMBER_LENGTH} characters.",
-            argument="orderNumber",
-        )
     wants_items = window.size > 0 and selects_items(walker, field_nodes)
     if not wants_items:
         # Only the count is needed: one slim item tells it.
-        return ListRequest("simple", window, PagePlan(1, (1,)), order_number, False)
-    plan = plan_pages(window, settings.upstream_max_limit)
+        return ListRequest("simple", window, COUNT_PLAN, order_number, False)
+    limit = max_limit or settings.upstream_max_limit
+    plan = probe_plan(window, limit) if window.from_end else plan_pages(window, limit)
     return ListRequest(list_kind(walker, field_nodes), window, plan, order_number, True)
+
+
+async def list_connection(
+    context: Context,
+    walker: SelectionWalker,
+    field_nodes: list[FieldNode],
+    args: Mapping[str, Any],
+) -> Connection:
+    """Plan and fetch one `orderItems` field: both execution paths call exactly this."""
+    settings = context.settings
+    request = plan_list(settings, walker, field_nodes, args, context.list_limit())
+    return await fetch_connection(
+        context.loaders,
+        request,
+        context.page_cap,
+        settings.upstream_max_limit,
+        settings.max_upstream_calls,
+    )

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import strawberry
 
 from resolvers.context import Info
-from resolvers.fetch import fetch_connection, fetch_item, fetch_items
-from resolvers.planner import SelectionWalker, plan_list
+from resolvers.fetch import fetch_item, fetch_items
+from resolvers.planner import SelectionWalker, list_connection
 from schema.types import OrderItem, OrderItemConnection
 
 
@@ -22,60 +22,97 @@ class Query:
     async def order_item(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="The order item's id.")],
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The order item's id, a positive integer."),
+        ],
     ) -> OrderItem | None:
         item: Any = await fetch_item(info.context.loaders, id)
         return item
 
     @strawberry.field(
         description=(
-            "A page of order items. Page with `first`/`after` (Relay) or `page`/`pageSize`. "
-            "Selections that need only ids of `state` and `product` are served from the cheaper "
-            "list-simple endpoint."
+            "A page of order items. Page forward with `first`/`after`, backward with "
+            "`last`/`before` (Relay), or by `page`/`pageSize`. Selections that need only ids of "
+            "`state` and `product` are served from the cheaper list-simple endpoint. Each "
+            "upstream page is one call of the operation's budget of {max_upstream_calls}; the "
+            "gateway asks the OMS for at most {upstream_max_limit} items per call."
         )
     )
     async def order_items(
         self,
         info: Info,
         order_number: Annotated[
-            str | None, strawberry.argument(description="Only the items of this order number.")
+            str | None,
+            strawberry.argument(
+                description="Only the items of this order number: at most "
+                "{max_order_number_length} characters, not blank, no control characters."
+            ),
         ] = None,
         first: Annotated[
-            int | None, strawberry.argument(description="How many items to return (Relay).")
+            int | None,
+            strawberry.argument(
+                description="How many items to return (Relay): at most {max_page_size}; "
+                "{default_page_size} when neither `first`, `last` nor `pageSize` is given."
+            ),
         ] = None,
         after: Annotated[
             str | None,
-            strawberry.argument(description="Return items after this cursor (Relay)."),
+            strawberry.argument(
+                description="Return items after this cursor (Relay). A cursor works only with "
+                "the `orderNumber` it came with."
+            ),
+        ] = None,
+        last: Annotated[
+            int | None,
+            strawberry.argument(
+                description="How many items to return, ending at `before` or, without it, at "
+                "the end of the list (Relay): at most {max_page_size}."
+            ),
+        ] = None,
+        before: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Return items before this cursor (Relay). A cursor works only with "
+                "the `orderNumber` it came with."
+            ),
         ] = None,
         page: Annotated[
             int | None, strawberry.argument(description="The 1-based page number.")
         ] = None,
         page_size: Annotated[
-            int | None, strawberry.argument(description="How many items a page holds.")
+            int | None,
+            strawberry.argument(
+                description="How many items a page holds: at most {max_page_size}."
+            ),
         ] = None,
-    ) -> OrderItemConnection:
+    ) -> OrderItemConnection | None:
         raw = info._raw_info
-        request = plan_list(
-            info.context.settings,
-            SelectionWalker.of(raw),
-            raw.field_nodes,
-            {"first": first, "after": after, "page": page, "pageSize": page_size,
-             "orderNumber": order_number},
-        )  # fmt: skip
-        connection: Any = await fetch_connection(info.context.loaders, request)
+        args = {"first": first, "after": after, "last": last, "before": before, "page": page,
+                "pageSize": page_size, "orderNumber": order_number}  # fmt: skip
+        connection: Any = await list_connection(
+            info.context, SelectionWalker.of(raw), raw.field_nodes, args
+        )
         return connection
 
     @strawberry.field(
         description=(
             "Order items by id, one slot per id in the order given; null where the OMS has no "
-            "such item. Repeated ids cost one upstream call."
+            "such item, or (with an error at that slot) where the id is not a positive integer. "
+            "Repeated ids cost one upstream call."
         )
     )
     async def order_items_by_ids(
         self,
         info: Info,
-        ids: Annotated[list[strawberry.ID], strawberry.argument(description="The order item ids.")],
-    ) -> list[OrderItem | None]:
+        ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(
+                description="The order item ids: at most {max_ids}. Each distinct id costs at "
+                "most one upstream call of the operation's budget of {max_upstream_calls}."
+            ),
+        ],
+    ) -> list[OrderItem | None] | None:
         # One failing id fails only its own slot: graphql-core raises an exception found in a slot.
         results: Any = await fetch_items(
             info.context.loaders, list(ids), info.context.settings.max_ids

@@ -118,7 +118,10 @@ def _clean_upstream(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30, trust_env=False) as client:
+    # Modern clients accept application/graphql-response+json, whose 4xx statuses the tests
+    # pin down; application/json's (200 for well-formed requests) is tested where it is named.
+    headers = {"Accept": "application/graphql-response+json"}
+    with httpx.Client(timeout=30, trust_env=False, headers=headers) as client:
         yield client
 
 

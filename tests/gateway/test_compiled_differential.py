@@ -232,9 +232,11 @@ class _Document:
         choices = {  # (type, valid values, invalid values)
             "first": ("Int", [0, 1, 2, 5, 10, 25], [-1, 501]),
             "after": ("String", CURSORS, ["bogus", "b2k6eA=="]),
+            "last": ("Int", [0, 1, 3, 25], [-1, 501]),
+            "before": ("String", CURSORS, ["bogus", encode_cursor(3, "2021000002")]),
             "page": ("Int", [1, 2, 3, 15, 16], [0]),
             "pageSize": ("Int", [1, 5, 10, 20], [0]),
-            "orderNumber": ("String", ["2021000002", "2021000010", "nope"], []),
+            "orderNumber": ("String", ["2021000002", "2021000010", "nope"], ["", "a\x00b"]),
         }
         parts = []
         for name, (type_name, valid, invalid) in choices.items():
