@@ -3,7 +3,8 @@
     GatewayError                      (code INTERNAL_ERROR; never raised itself)
     ├── ClientError                   what the client sent is wrong; no upstream call is made
     │   ├── BadUserInput              BAD_USER_INPUT
-    │   └── MissingCredentials        UNAUTHENTICATED (no Authorization header and no OMS_TOKEN)
+    │   ├── MissingCredentials        UNAUTHENTICATED (no Authorization header and no OMS_TOKEN)
+    │   └── UnusableCredentials       UNAUTHENTICATED (an Authorization header HTTP cannot carry)
     └── UpstreamError                 the OMS API failed us
         ├── UpstreamTransportError    no HTTP answer
         │   ├── UpstreamTimeout       UPSTREAM_TIMEOUT
@@ -52,6 +53,13 @@ class MissingCredentials(ClientError):
             "No credentials: send an 'Authorization: Token ...' header "
             "(or start the gateway with OMS_TOKEN)."
         )
+
+
+class UnusableCredentials(ClientError):
+    code = "UNAUTHENTICATED"
+
+    def __init__(self) -> None:
+        super().__init__("The Authorization header must be printable ASCII.")
 
 
 class UpstreamError(GatewayError):
@@ -118,3 +126,12 @@ def error_for_transport(exc: httpx.TransportError, endpoint: str) -> UpstreamTra
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"The OMS API did not answer {endpoint} in time.")
     return UpstreamUnavailable(f"The OMS API could not be reached for {endpoint}.")
+
+
+# Codes of a document over a limit (gateway/limits.py); `extensions.limit` and `.found` say more.
+DEPTH_LIMIT = "DEPTH_LIMIT"
+ALIAS_LIMIT = "ALIAS_LIMIT"
+DIRECTIVE_LIMIT = "DIRECTIVE_LIMIT"
+SELECTION_LIMIT = "SELECTION_LIMIT"
+SELECTION_SET_LIMIT = "SELECTION_SET_LIMIT"
+INTROSPECTION_LIMIT = "INTROSPECTION_LIMIT"
