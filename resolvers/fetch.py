@@ -59,15 +59,32 @@ class Connection:
         return [{"cursor": encode_cursor(offset + i), "node": n} for i, n in enumerate(self.nodes)]
 
 
+def page_keys(request: ListRequest) -> list[PageKey]:
+    """The pages a list loads: the loaders fetch these and the call budget counts them."""
+    plan = request.plan
+    return [PageKey(request.kind, request.order_number, plan.limit, p) for p in plan.pages]
+
+
+def count_key(request: ListRequest) -> PageKey | None:
+    """The page loaded to learn the count when every planned page was past the end; None when
+    that cannot happen (a first page is never past the end: DRF serves it, empty or not)."""
+    if request.plan.pages[0] == 1:
+        return None
+    return PageKey("simple", request.order_number, 1, 1)
+
+
 async def fetch_connection(loaders: Loaders, request: ListRequest) -> Connection:
     plan, window = request.plan, request.window
-    keys = [PageKey(request.kind, request.order_number, plan.limit, p) for p in plan.pages]
+    keys = page_keys(request)
     pages = await asyncio.gather(*(_page_or_none(loaders.page(k)) for k in keys))
     count = next((p.count for p in pages if p is not None), None)
-    if count is None:
+    fallback = count_key(request)
+    if count is None and fallback is not None:
         # Every page was past the end: one small call learns the count.
-        first = await _page_or_none(loaders.page(PageKey("simple", request.order_number, 1, 1)))
+        first = await _page_or_none(loaders.page(fallback))
         count = first.count if first is not None else 0
+    elif count is None:
+        count = 0
     if not request.wants_items:
         return Connection(count, [], window.offset, window.size)
     items: list[Item] = [item for p in pages if p is not None for item in p.results]
@@ -87,11 +104,16 @@ async def fetch_item(loaders: Loaders, raw_id: Any) -> Item | None:
     return item
 
 
-async def fetch_items(loaders: Loaders, raw_ids: list[Any], max_ids: int) -> list[Any]:
-    """One slot per id; a failing id leaves its exception in its own slot."""
+def parse_ids(raw_ids: list[Any], max_ids: int) -> list[int]:
+    """The ids of `orderItemsByIds`, all or none: the loaders load these, the budget counts them."""
     if len(raw_ids) > max_ids:
         raise BadUserInput(
             f"At most {max_ids} ids can be asked for at once.", argument="ids", limit=max_ids
         )
-    keys = [parse_id(i, "ids") for i in raw_ids]
+    return [parse_id(i, "ids") for i in raw_ids]
+
+
+async def fetch_items(loaders: Loaders, raw_ids: list[Any], max_ids: int) -> list[Any]:
+    """One slot per id; a failing id leaves its exception in its own slot."""
+    keys = parse_ids(raw_ids, max_ids)
     return await asyncio.gather(*(loaders.items.load(k) for k in keys), return_exceptions=True)
