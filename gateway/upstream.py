@@ -13,6 +13,7 @@ import orjson
 
 from gateway.errors import (
     MissingCredentials,
+    UnusableCredentials,
     UpstreamBadResponse,
     UpstreamError,
     UpstreamTimeout,
@@ -252,6 +253,8 @@ class UpstreamSession:
     async def _get(self, url: str, endpoint: str, params: Params | None) -> Any:
         if not self.authorization:
             raise MissingCredentials()
+        if not (self.authorization.isascii() and self.authorization.isprintable()):
+            raise UnusableCredentials()  # httpx could not encode it; never echoed
         self.calls[endpoint] = self.calls.get(endpoint, 0) + 1
         headers = {"Authorization": self.authorization}
         if self.request_id:
@@ -264,9 +267,25 @@ def _decode(response: httpx.Response, endpoint: str) -> Any:
     if "json" not in content_type.split(";", 1)[0]:
         raise UpstreamBadResponse(f"The OMS API sent {endpoint} as non-JSON.")
     try:
-        return orjson.loads(response.content)
+        body = orjson.loads(response.content)
+        # The answer nests the body a few levels deeper, and orjson writes at most 254 levels:
+        # a body that would not fit is refused here, on its own field, not as a 500 later.
+        probe = body
+        for _ in range(_ANSWER_LEVELS):
+            probe = [probe]
+        orjson.dumps(probe)
     except orjson.JSONDecodeError as exc:
         raise UpstreamBadResponse(f"The OMS API sent undecodable JSON for {endpoint}.") from exc
+    except orjson.JSONEncodeError as exc:
+        raise UpstreamBadResponse(f"The OMS API sent JSON nested too deep for {endpoint}.") from exc
+    return body
+
+
+_INT_MAX = 2**31 - 1
+
+# Levels of the answer above an upstream value (data, root field, connection, nodes, list, item,
+# product, ...): the probe wraps the body in as many before measuring it.
+_ANSWER_LEVELS = 24
 
 
 def _is_item(value: Any, *, nested: bool) -> bool:
@@ -281,6 +300,7 @@ def _parse_page(body: Any, *, nested: bool, endpoint: str) -> Page:
     if (
         type(body) is not dict
         or type(body.get("count")) is not int
+        or not 0 <= body["count"] <= _INT_MAX  # `totalCount` is a GraphQL Int
         or type(body.get("results")) is not list
         or not all(_is_item(item, nested=nested) for item in body["results"])
     ):
