@@ -21,7 +21,7 @@ from graphql import (
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from resolvers.fetch import count_key, page_keys, parse_id, parse_ids
+from resolvers.fetch import ListRequest, count_key, page_keys, parse_id, parse_ids
 from resolvers.loaders import PageKey
 from resolvers.planner import SelectionWalker, plan_list
 
@@ -33,6 +33,7 @@ class Cost:
     pages: set[PageKey] = field(default_factory=set)  # every page a list loads
     counts: set[PageKey] = field(default_factory=set)  # loaded only if a list is past the end
     ids: set[int] = field(default_factory=set)  # detail calls, unless a full page brings them
+    lists: list[ListRequest] = field(default_factory=list)  # each `orderItems`, as planned
 
     @property
     def page_calls(self) -> set[PageKey]:
@@ -73,6 +74,7 @@ def operation_cost(
             args = get_argument_values(definition, nodes[0], variables)
             if name == "orderItems":
                 request = plan_list(settings, walker, nodes, args)
+                cost.lists.append(request)
                 cost.pages.update(page_keys(request))
                 fallback = count_key(request)
                 if fallback is not None:
