@@ -98,6 +98,7 @@ class Prepared:
     extras: dict[Any, Any] = field(default_factory=dict)  # per-document caches of later stages
     nbytes: int = 0  # what the document cache charges for it when cached
     query: str = ""  # its text, the document cache's key
+    selections: int = 0  # the most field selections of one operation, fragments expanded
 
     def find(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects, or None when there is no such single operation."""
@@ -119,10 +120,13 @@ class Prepared:
         raise request_error(f"No operation named {name!r} in the document.", "BAD_REQUEST")
 
 
-# Bytes a cached document keeps per byte of its text (tokens, AST nodes and locations),
-# measured with tracemalloc by bench/governance.py; the cache charges this estimate.
-DOCUMENT_BYTES_PER_BYTE = 40
-VARIANT_BYTES_PER_BYTE = 40
+# What the document cache charges, from tracemalloc (bench/governance.py memory): a parsed and
+# validated document keeps 74 to 160 bytes per byte of its text (tokens, nodes, locations); a
+# compiled variant about 550 to 800 bytes per field selection with fragments expanded.
+DOCUMENT_BYTES = 16 * 1024
+DOCUMENT_BYTES_PER_BYTE = 100
+VARIANT_BYTES = 12 * 1024
+VARIANT_BYTES_PER_SELECTION = 600
 
 
 def _prepare(
@@ -147,7 +151,7 @@ def _prepare(
     kinds = {name: operation.operation for name, operation in operations.items()}
     try:
         # Before validation: validation then only meets documents whose size it can afford.
-        check_document(document, limits)
+        selections = check_document(document, limits)
     except OverLimit as over:
         return Failure.of([over.error], kinds)
     errors = validate(schema, document, rules, hide_suggestions=settings.production)
@@ -156,8 +160,10 @@ def _prepare(
             if not error.extensions:
                 error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
         return Failure.of(errors, kinds)
-    nbytes = len(query.encode()) * DOCUMENT_BYTES_PER_BYTE
-    return Prepared(document, fragments, operations, nbytes=nbytes, query=query)
+    nbytes = DOCUMENT_BYTES + len(query.encode()) * DOCUMENT_BYTES_PER_BYTE
+    return Prepared(
+        document, fragments, operations, nbytes=nbytes, query=query, selections=selections
+    )
 
 
 class Executor:
@@ -260,8 +266,9 @@ class Executor:
             variants = len(compiled.variants)
             outcome = await compiled.execute(context, coerced)
             if len(compiled.variants) > variants:
-                # Each variant's plans and generated code grow with the document.
-                self.cache.charge(prepared.query, len(prepared.query) * VARIANT_BYTES_PER_BYTE)
+                # A variant's plans and generated code grow with the expanded selections.
+                variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
+                self.cache.charge(prepared.query, variant)
             if outcome is not None:
                 return outcome
         result = execute(

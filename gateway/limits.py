@@ -229,9 +229,11 @@ _ZERO = Measure(0, 0, 0, 0, 0, 0, {})
 
 
 def check_document(document: DocumentNode, limits: Limits) -> int:
-    """Walk every operation of the document; the selection nodes visited, or OverLimit."""
+    """Walk every operation of the document; the most field selections (fragments expanded)
+    of any one of them, or OverLimit."""
     walk = DocumentWalk(document, limits)
+    selections = 0
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
-            walk.operation(definition)
-    return walk.visited
+            selections = max(selections, walk.operation(definition).selections)
+    return selections

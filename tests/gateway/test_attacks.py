@@ -233,7 +233,7 @@ def test_nothing_is_cached_for_a_request_without_credentials(make_gateway, upstr
 
 def test_the_document_cache_is_bounded_by_bytes(make_gateway, upstream):
     gw = make_gateway(document_cache_bytes=200_000)
-    query = typename_aliases(1, 20)  # about 400 bytes, charged 40 per byte
+    query = typename_aliases(1, 20)  # about 400 bytes: some 80 KB charged with its variant
     for i in range(60):
         gw.data(query + f" # {i:02}")
     kept = cache_bytes(gw, "document")
