@@ -86,6 +86,7 @@ WORST_DOCUMENT = (
     + " orderItem(id: 1) { id } orderItem(id: 1) { id price } } "
     + ITEM_FIELDS.replace("fragment ItemFields", "fragment I")
 )
+EXPANSION = doubling(12).replace("{ __typename }", "{ orderItems(first: 1) { totalCount } }")
 WORST_VALIDATION = repeated(15, "orderItems { totalCount }")  # 900 comparisons of 1,000
 WORST_ANSWER = (
     "{ "
@@ -269,6 +270,9 @@ def admitted(count: int) -> dict[str, tuple[bool, dict[str, str], Callable[[int]
         ),
         "worst document near every limit, distinct": (
             True, {}, per_request(lambda i: WORST_DOCUMENT + f" # {i}", count),
+        ),
+        "worst expansion: fragments doubling to 8,192 selections, distinct": (
+            True, {}, per_request(lambda i: EXPANSION + f" # {i}", count // 10),
         ),
         "worst validation (900 comparisons), distinct": (
             True, {}, per_request(lambda i: WORST_VALIDATION + f" # {i}", count),

@@ -240,6 +240,18 @@ def test_the_document_cache_is_bounded_by_bytes(make_gateway, upstream):
     assert 100_000 < kept <= 200_000
 
 
+def test_compiled_variants_are_charged_to_their_document(make_gateway, upstream):
+    # Each locale compiles its own variant of the same document (32 at most are kept).
+    gw = make_gateway(document_cache_bytes=400_000)
+    query = "query($l: String) { orderItems(first: 2) { nodes { state { name(locale: $l) } } } }"
+    gw.data(query, {"l": "tr"})
+    one = cache_bytes(gw, "document")
+    for i in range(32):
+        gw.data(query, {"l": f"x{i}"})
+    grown = cache_bytes(gw, "document")
+    assert one + 12 * 1024 <= grown <= 400_000  # new variants are charged, within the bound
+
+
 def test_a_failing_document_keeps_only_its_errors(make_gateway, upstream):
     gw = make_gateway()
     bad = "{ orderItem(id: 1) { nope } }" + " " * 5000
