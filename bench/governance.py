@@ -228,6 +228,13 @@ def attacks(full: bool) -> dict[str, tuple[bool, dict[str, str], Callable[[int],
         "60 distinct 8.7 KB documents, no token": (
             False, {}, loop(lambda i: typename_aliases(28, 480) + f" # {i}", 60, NO_TOKEN),
         ),
+        "60 distinct admitted documents near every limit, no token": (
+            False, {}, loop(lambda i: WORST_DOCUMENT + f" # {i}", 60, NO_TOKEN),
+        ),
+        "the same document failing validation (8 KB) x1000": (
+            True, {}, loop(lambda i: "{ orderItem(id: 1) { nope } }" + " " * 8000, 1000,
+                           WITH_TOKEN),
+        ),
         "the same invalid document x1000": (
             True, {}, loop(lambda i: typename_aliases(28, 480).replace("__typename", "nope"),
                            1000, WITH_TOKEN),
