@@ -392,7 +392,9 @@ def main() -> None:
     text = markdown(f"Governance: {args.table} at {sha or 'the working tree'}", measured, command)
     print(text)
     if args.write_md:
-        section = f"governance-{args.table}-{'before' if args.ref else 'after'}"
+        # Any other ref is the code measured for comparison (973c22d: before issue 9).
+        label = "after" if args.ref in (None, "HEAD") else "before"
+        section = f"governance-{args.table}-{label}"
         replace_section(REPO / "BENCHMARKS.md", section, text, "")
 
 
