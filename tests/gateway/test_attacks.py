@@ -348,9 +348,11 @@ def hostile_upstream() -> Iterator[str]:
     items = copy.deepcopy(make_items())
     for item in items[1:4]:
         item["product"] = copy.deepcopy(item["product"])  # products are shared by items
-    items[1]["product"]["attributes"] = deep(118)  # 236 levels: the fake can still send it
+    items[1]["product"]["attributes"] = deep(124)  # 248 levels: the fake can still send it
     items[2]["product"]["productimage_set"][0]["order"] = 2**40
     items[3]["product"]["attributes_kwargs"] = [1, 2, 3]
+    items[4]["product"] = copy.deepcopy(items[4]["product"])
+    items[4]["product"]["attributes"] = deep(100)  # 200 levels: deep, and still fits an answer
     with serve(create_fake_app(FakeOms(items=items))) as url:
         yield url
 
@@ -360,6 +362,12 @@ HOSTILE = {
     3: "product { images { order } }",
     4: "product { attributeValues { key } }",
 }
+
+
+def test_deep_upstream_json_that_fits_the_answer_is_served(make_gateway, hostile_upstream):
+    gw = make_gateway(upstream_url=hostile_upstream)
+    value = gw.data("{ orderItem(id: 5) { product { attributes } } }")["orderItem"]["product"]
+    assert value["attributes"] == deep(100)
 
 
 def test_upstream_json_nested_600_deep_is_a_bad_response():
