@@ -267,7 +267,7 @@ class GraphQLEndpoint:
                 "Only queries can be sent with GET; use POST.", "METHOD_NOT_ALLOWED", 405
             )
         prepared = self.executor.valid(parsed)
-        if digest is not None and params.query is not None:
+        if digest is not None and params.query is not None and credentials:
             await self.documents.put(digest, query)
         operation = prepared.operation(params.operation_name)
         # Only an operation that is selected (and so executed) names the request's metrics.

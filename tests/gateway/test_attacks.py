@@ -226,8 +226,12 @@ def test_nothing_is_cached_for_a_request_without_credentials(make_gateway, upstr
     for i in range(20):
         body = gw.query(typename_aliases(1, 20) + f" # {i}", headers={})
         assert codes(body) == ["UNAUTHENTICATED"]
-    assert cache_bytes(gw, "document") == 0
-    gw.data("{ orderItem(id: 1) { id } }")
+    query = "{ orderItem(id: 1) { id } }"
+    digest = hashlib.sha256(query.encode()).hexdigest()
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    gw.client.post(f"{gw.url}/graphql", json={"query": query, "extensions": extensions})
+    assert cache_bytes(gw, "document") == cache_bytes(gw, "apq") == 0
+    gw.data(query)
     assert cache_bytes(gw, "document") > 0
 
 
