@@ -99,7 +99,6 @@ class Prepared:
     nbytes: int = 0  # what the document cache charges for it when cached
     query: str = ""  # its text, the document cache's key
     selections: int = 0  # the most field selections of one operation, fragments expanded
-    uses: int = 0  # executions so far, for the decision to compile
 
     def find(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects, or None when there is no such single operation."""
@@ -236,16 +235,6 @@ class Executor:
             )
         return cost
 
-    def _worth_compiling(self, prepared: Prepared) -> bool:
-        """Compiling costs about 0.1 ms per expanded selection: it pays for a document that
-        comes back, not for one seen once or one too large (graphql-core runs those)."""
-        prepared.uses += 1
-        settings = self.settings
-        return (
-            prepared.uses >= settings.compile_after_uses
-            and prepared.selections <= settings.compile_max_selections
-        )
-
     def compiled(self, prepared: Prepared, operation: OperationDefinitionNode) -> CompiledOperation:
         """The operation's compiled form, made once per cached document."""
         key = (CompiledOperation, operation.name.value if operation.name else None)
@@ -272,7 +261,7 @@ class Executor:
         """Run the operation; `compile=False` (a request without credentials) compiles nothing."""
         coerced = self.coerce_variables(operation, variables)
         self.check_budget(prepared, operation, coerced)
-        if self.settings.compile_operations and compile and self._worth_compiling(prepared):
+        if self.settings.compile_operations and compile:
             compiled = self.compiled(prepared, operation)
             variants = len(compiled.variants)
             outcome = await compiled.execute(context, coerced)

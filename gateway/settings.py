@@ -64,8 +64,6 @@ class Settings:
     document_cache_bytes: int = 64 * 1024 * 1024  # parse + validation + compiled variants
     # Run cacheable operations through compiled projections (off: always graphql-core).
     compile_operations: bool = True
-    compile_after_uses: int = 2  # executions of a cached document before it is compiled
-    compile_max_selections: int = 500  # larger documents (fragments expanded) run on graphql-core
     # HTTP.
     cors_origins: str = ""  # comma-separated; empty means no cross-origin access
     get_cache_max_age: int = 0  # seconds of `Cache-Control: private, max-age` for GET; 0: no-store
@@ -93,7 +91,7 @@ class Settings:
             "max_aliases", "max_directives", "max_selections", "max_upstream_calls", "max_ids",
             "max_selection_set", "max_field_comparisons", "max_introspection_depth",
             "max_introspection_roots", "document_cache_bytes", "apq_cache_bytes",
-            "response_cache_bytes", "compile_after_uses", "compile_max_selections",
+            "response_cache_bytes",
             "max_body_bytes", "document_cache_size", "apq_cache_size", "upstream_concurrency",
             "max_inflight_operations", "breaker_min_calls", "response_cache_size", "workers",
         ):  # fmt: skip

@@ -158,7 +158,7 @@ def make_executors(**settings: Any) -> tuple[Executor, Executor]:
     options = {**QUIET, **settings}
     return (
         Executor(schema, Settings(compile_operations=False, **options)),
-        Executor(schema, Settings(compile_operations=True, compile_after_uses=1, **options)),
+        Executor(schema, Settings(compile_operations=True, **options)),
     )
 
 
