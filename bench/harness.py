@@ -203,6 +203,7 @@ class Servers:
     fake_port: int = 0
     gateway_port: int = 0
     latency: float = 0.0  # seconds the fake adds to every call; re-applied after each reset
+    token: str | None = DEMO_TOKEN  # the gateway's OMS_TOKEN; None: clients bring their own
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -235,8 +236,10 @@ class Servers:
         head = list(self.gateway_cmd or [str(BIN / "python"), "-m", "gateway.cli"])
         cmd = head + [
             "serve", "--upstream-url", f"http://{HOST}:{self.fake_port}", "--host", HOST,
-            "--port", str(self.gateway_port), "--token", DEMO_TOKEN, *self.serve_args,
+            "--port", str(self.gateway_port), *self.serve_args,
         ]  # fmt: skip
+        if self.token:
+            cmd += ["--token", self.token]
         proc = self._start(cmd, "gateway", self.gateway_env)
         self._wait(self.gateway_port, "/healthz", proc, "gateway")
 

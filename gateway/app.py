@@ -44,10 +44,15 @@ class Runtime:
         self.settings = settings
         self.metrics = Metrics(multiprocess=settings.metrics_multiprocess)
         self.tracing = Tracing(enabled=settings.tracing, provider=tracer_provider)
-        self.documents: DocumentStore = MemoryDocumentStore(settings.apq_cache_size)
+        self.documents: DocumentStore = MemoryDocumentStore(
+            settings.apq_cache_size, settings.apq_cache_bytes
+        )
         self.responses: ResponseCache | None = None
         if settings.response_cache_ttl > 0:
-            self.responses = MemoryResponseCache(settings.response_cache_size)
+            self.responses = MemoryResponseCache(
+                settings.response_cache_size, settings.response_cache_bytes
+            )
+        self.executor: Executor | None = None  # set by create_app, for the cache-size gauges
         self._client: OmsClient | None = None
         # What this app learned about its upstream's real page cap (see resolvers/pagination.py).
         self.page_cap = PageCap()
@@ -119,6 +124,12 @@ class Runtime:
         if self._client is not None:
             state = self._client.resilience.breaker.state
             self.metrics.breaker_state.set(_BREAKER_GAUGE[state])
+        if self.executor is not None:
+            self.metrics.cache_size("document", self.executor.cache)
+        if isinstance(self.documents, MemoryDocumentStore):
+            self.metrics.cache_size("apq", self.documents.documents)
+        if isinstance(self.responses, MemoryResponseCache):
+            self.metrics.cache_size("response", self.responses.entries)
 
     async def upstream_reachable(self) -> bool:
         """A cached probe: any HTTP answer (401 without a token is fine) means reachable."""
@@ -133,9 +144,10 @@ class Runtime:
 def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
     runtime = Runtime(settings, tracer_provider)
     schema = make_schema(settings)
+    runtime.executor = Executor(schema._schema, settings)
     endpoint = GraphQLEndpoint(
         settings,
-        Executor(schema._schema, settings),
+        runtime.executor,
         runtime.documents,
         runtime.context,
         lambda: graphiql_response(settings),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import OrderedDict
 from typing import Any, Protocol
 
+from gateway.bounded import ByteLRU
 from gateway.execution import RequestError, request_error
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -19,23 +19,21 @@ class DocumentStore(Protocol):
 
 
 class MemoryDocumentStore:
-    """A bounded LRU of documents, the default store of one process."""
+    """An LRU of documents bounded by bytes and entries, the default store of one process."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.max_entries = max_entries
-        self._documents: OrderedDict[str, str] = OrderedDict()
+        self.documents: ByteLRU[str] = ByteLRU(max_bytes, max_entries)
 
     async def get(self, digest: str) -> str | None:
-        query = self._documents.get(digest)
-        if query is not None:
-            self._documents.move_to_end(digest)
-        return query
+        return self.documents.get(digest)
 
     async def put(self, digest: str, query: str) -> None:
-        self._documents[digest] = query
-        self._documents.move_to_end(digest)
-        while len(self._documents) > self.max_entries:
-            self._documents.popitem(last=False)
+        # The text, its key and the dict slot; str of ASCII costs a byte per character.
+        self.documents.put(digest, query, len(query) + _ENTRY_OVERHEAD)
+
+
+_ENTRY_OVERHEAD = 200
 
 
 def persisted_hash(extensions: Any) -> str | None:

@@ -4,7 +4,7 @@
     ├── ClientError                   what the client sent is wrong; no upstream call is made
     │   ├── BadUserInput              BAD_USER_INPUT
     │   ├── MissingCredentials        UNAUTHENTICATED (no Authorization header and no OMS_TOKEN)
-    │   └── BadCredentials            UNAUTHENTICATED (an empty Authorization header)
+    │   └── BadCredentials            UNAUTHENTICATED (empty, or not printable ASCII)
     └── UpstreamError                 the OMS API failed us
         ├── UpstreamTransportError    no HTTP answer
         │   ├── UpstreamTimeout       UPSTREAM_TIMEOUT
@@ -67,8 +67,10 @@ class MissingCredentials(ClientError):
 class BadCredentials(ClientError):
     code = "UNAUTHENTICATED"
 
-    def __init__(self) -> None:
-        super().__init__("The Authorization header is empty; send 'Authorization: Token ...'.")
+    def __init__(
+        self, message: str = "The Authorization header is empty; send 'Authorization: Token ...'."
+    ) -> None:
+        super().__init__(message)
 
 
 class UpstreamError(GatewayError):
@@ -153,3 +155,12 @@ def error_for_transport(exc: TransportFailure, endpoint: str) -> UpstreamTranspo
     if isinstance(exc, TransportTimeout):
         return UpstreamTimeout(f"The OMS API did not answer {endpoint} in time.")
     return UpstreamUnavailable(f"The OMS API could not be reached for {endpoint}.")
+
+
+# Codes of a document over a limit (gateway/limits.py); `extensions.limit` and `.found` say more.
+DEPTH_LIMIT = "DEPTH_LIMIT"
+ALIAS_LIMIT = "ALIAS_LIMIT"
+DIRECTIVE_LIMIT = "DIRECTIVE_LIMIT"
+SELECTION_LIMIT = "SELECTION_LIMIT"
+SELECTION_SET_LIMIT = "SELECTION_SET_LIMIT"
+INTROSPECTION_LIMIT = "INTROSPECTION_LIMIT"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +22,9 @@ from graphql import (
 )
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
+from gateway.bounded import ByteLRU
 from gateway.compiled import CompiledOperation
-from gateway.limits import max_aliases, max_depth, max_directives
+from gateway.limits import Limits, OverLimit, check_document
 from gateway.settings import Settings
 from resolvers.cost import upstream_calls
 
@@ -42,21 +42,72 @@ def request_error(message: str, code: str, status: int = 400, **extra: Any) -> R
     return RequestError([GraphQLError(message, extensions={"code": code, **extra})], status)
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorData:
+    """One cached error as plain data: a fresh GraphQLError is built from it per request, so a
+    cached failure never carries the traceback (and the frames) of the request that made it."""
+
+    message: str
+    extensions: dict[str, Any]
+    locations: tuple[Any, ...] | None
+
+    @classmethod
+    def of(cls, error: GraphQLError) -> ErrorData:
+        locations = tuple(error.locations) if error.locations else None
+        return cls(error.message, dict(error.extensions or {}), locations)
+
+    def error(self) -> GraphQLError:
+        error = GraphQLError(self.message, extensions=dict(self.extensions))
+        error.locations = list(self.locations) if self.locations else None
+        return error
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A document that fails before execution, kept as data: its errors, and each operation's
+    kind (GET answers 405 for a mutation before it reports validation errors)."""
+
+    errors: tuple[ErrorData, ...]
+    kinds: dict[str | None, OperationType] = field(default_factory=dict)
+    status: int = 400
+
+    @classmethod
+    def of(cls, errors: list[GraphQLError], kinds: dict[str | None, OperationType]) -> Failure:
+        return cls(tuple(ErrorData.of(e) for e in errors), kinds)
+
+    def kind(self, name: str | None) -> OperationType | None:
+        return _select(self.kinds, name)
+
+    def request_error(self) -> RequestError:
+        return RequestError([e.error() for e in self.errors], self.status)
+
+
+def _select(operations: dict[str | None, Any], name: str | None) -> Any:
+    if name is None:
+        return next(iter(operations.values())) if len(operations) == 1 else None
+    return operations.get(name)
+
+
 @dataclass(slots=True)
 class Prepared:
-    """A parsed document and its validation outcome, cached by its text."""
+    """A parsed, measured and valid document, cached by its text."""
 
     document: DocumentNode
     fragments: dict[str, FragmentDefinitionNode]
     operations: dict[str | None, OperationDefinitionNode]
-    invalid: RequestError | None = None  # the validation errors, when there are any
     extras: dict[Any, Any] = field(default_factory=dict)  # per-document caches of later stages
+    nbytes: int = 0  # what the document cache charges for it when cached
+    query: str = ""  # its text, the document cache's key
+    selections: int = 0  # the most field selections of one operation, fragments expanded
 
     def find(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects, or None when there is no such single operation."""
-        if name is None:
-            return next(iter(self.operations.values())) if len(self.operations) == 1 else None
-        return self.operations.get(name)
+        found: OperationDefinitionNode | None = _select(self.operations, name)
+        return found
+
+    def kind(self, name: str | None) -> OperationType | None:
+        operation = self.find(name)
+        return operation.operation if operation is not None else None
 
     def operation(self, name: str | None) -> OperationDefinitionNode:
         operation = self.find(name)
@@ -69,15 +120,27 @@ class Prepared:
         raise request_error(f"No operation named {name!r} in the document.", "BAD_REQUEST")
 
 
-def _prepare(query: str, schema: GraphQLSchema, settings: Settings, rules: Any) -> Prepared:
+# What the document cache charges, from tracemalloc (bench/governance.py memory): a parsed and
+# validated document keeps 74 to 160 bytes per byte of its text (tokens, nodes, locations); a
+# compiled variant about 550 to 800 bytes per field selection with fragments expanded.
+DOCUMENT_BYTES = 16 * 1024
+DOCUMENT_BYTES_PER_BYTE = 100
+VARIANT_BYTES = 12 * 1024
+VARIANT_BYTES_PER_SELECTION = 600
+
+
+def _prepare(
+    query: str, schema: GraphQLSchema, settings: Settings, rules: Any, limits: Limits
+) -> Prepared | Failure:
     try:
         document = parse(query, max_tokens=settings.max_tokens)
     except GraphQLError as syntax_error:
         if "tokens" in syntax_error.message and "more than" in syntax_error.message:
-            syntax_error.extensions = {"code": "TOKEN_LIMIT", "limit": settings.max_tokens}
+            extensions = {"code": "TOKEN_LIMIT", "limit": settings.max_tokens}
         else:
-            syntax_error.extensions = {"code": "GRAPHQL_PARSE_FAILED"}
-        raise RequestError([syntax_error]) from None
+            extensions = {"code": "GRAPHQL_PARSE_FAILED"}
+        syntax_error.extensions = extensions
+        return Failure.of([syntax_error], {})
     fragments: dict[str, FragmentDefinitionNode] = {}
     operations: dict[str | None, OperationDefinitionNode] = {}
     for definition in document.definitions:
@@ -85,14 +148,22 @@ def _prepare(query: str, schema: GraphQLSchema, settings: Settings, rules: Any) 
             fragments[definition.name.value] = definition
         elif isinstance(definition, OperationDefinitionNode):
             operations[definition.name.value if definition.name else None] = definition
-    prepared = Prepared(document, fragments, operations)
+    kinds = {name: operation.operation for name, operation in operations.items()}
+    try:
+        # Before validation: validation then only meets documents whose size it can afford.
+        selections = check_document(document, limits)
+    except OverLimit as over:
+        return Failure.of([over.error], kinds)
     errors = validate(schema, document, rules, hide_suggestions=settings.production)
     if errors:
         for error in errors:
             if not error.extensions:
                 error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
-        prepared.invalid = RequestError(errors)
-    return prepared
+        return Failure.of(errors, kinds)
+    nbytes = DOCUMENT_BYTES + len(query.encode()) * DOCUMENT_BYTES_PER_BYTE
+    return Prepared(
+        document, fragments, operations, nbytes=nbytes, query=query, selections=selections
+    )
 
 
 class Executor:
@@ -101,43 +172,36 @@ class Executor:
     def __init__(self, schema: GraphQLSchema, settings: Settings) -> None:
         self.schema = schema
         self.settings = settings
-        rules: list[type[ASTValidationRule]] = [
-            *specified_rules,
-            max_depth(settings.max_depth, settings.max_selections),
-            max_aliases(settings.max_aliases),
-            max_directives(settings.max_directives),
-        ]
+        self.limits = Limits.of(settings)
+        rules: list[type[ASTValidationRule]] = list(specified_rules)
         if settings.production:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.rules = rules
-        self._cache: OrderedDict[str, Prepared | RequestError] = OrderedDict()
+        self.cache: ByteLRU[Prepared | Failure] = ByteLRU(
+            settings.document_cache_bytes, settings.document_cache_size
+        )
 
-    def prepare(self, query: str) -> Prepared:
-        """The valid document `query`; raises its syntax or validation errors."""
-        prepared = self.parse(query)
-        if prepared.invalid is not None:
-            raise prepared.invalid
-        return prepared
+    def prepare(self, query: str, *, cache: bool = True) -> Prepared:
+        """The valid document `query`; raises its syntax, limit or validation errors."""
+        return self.valid(self.parse(query, cache=cache))
 
-    def parse(self, query: str) -> Prepared:
-        """Parse and validate once per distinct document; raises only syntax errors.
+    @staticmethod
+    def valid(parsed: Prepared | Failure) -> Prepared:
+        if isinstance(parsed, Failure):
+            raise parsed.request_error()
+        return parsed
 
-        Validation errors stay on the result, so that a caller can first refuse what the
-        transport forbids (a mutation over GET is 405 even when the document is also invalid).
+    def parse(self, query: str, *, cache: bool = True) -> Prepared | Failure:
+        """Parse, measure and validate once per distinct document (when `cache`).
+
+        A failure is returned as data rather than raised, so that a caller can first refuse
+        what the transport forbids (a mutation over GET is 405 even when it is also invalid).
         """
-        cached = self._cache.get(query)
+        cached = self.cache.get(query)
         if cached is None:
-            try:
-                cached = _prepare(query, self.schema, self.settings, self.rules)
-            except RequestError as error:
-                cached = error
-            self._cache[query] = cached
-            if len(self._cache) > self.settings.document_cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(query)
-        if isinstance(cached, RequestError):
-            raise cached
+            cached = _prepare(query, self.schema, self.settings, self.rules, self.limits)
+            if cache:
+                self.cache.put(query, cached, _charge(query, cached))
         return cached
 
     def coerce_variables(
@@ -198,10 +262,13 @@ class Executor:
         operation: OperationDefinitionNode,
         variables: dict[str, Any] | None,
         context: Any,
+        *,
+        compile: bool = True,
     ) -> ExecutionResult:
+        """Run the operation; `compile=False` (a request without credentials) compiles nothing."""
         coerced = self.coerce_variables(operation, variables)
         cost = self.check_budget(prepared, operation, coerced, context.list_limit())
-        result = await self._run(prepared, operation, variables, context, coerced)
+        result = await self._run(prepared, operation, variables, context, coerced, compile)
         if self.settings.expose_cost:
             result.extensions = {"cost": self.cost_report(context.session.calls, cost)}
         return result
@@ -221,11 +288,18 @@ class Executor:
         variables: dict[str, Any] | None,
         context: Any,
         coerced: Any,
+        compile: bool,
     ) -> ExecutionResult:
-        if self.settings.compile_operations:
-            compiled = await self.compiled(prepared, operation).execute(context, coerced)
-            if compiled is not None:
-                return compiled
+        if self.settings.compile_operations and compile:
+            compiled = self.compiled(prepared, operation)
+            variants = len(compiled.variants)
+            outcome = await compiled.execute(context, coerced)
+            if len(compiled.variants) > variants:
+                # A variant's plans and generated code grow with the expanded selections.
+                variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
+                self.cache.charge(prepared.query, variant)
+            if outcome is not None:
+                return outcome
         result = execute(
             self.schema,
             prepared.document,
@@ -242,3 +316,10 @@ class Executor:
 
 def is_query(operation: OperationDefinitionNode) -> bool:
     return operation.operation == OperationType.QUERY
+
+
+def _charge(query: str, parsed: Prepared | Failure) -> int:
+    """The bytes the document cache charges an entry (see DOCUMENT_BYTES_PER_BYTE)."""
+    if isinstance(parsed, Prepared):
+        return parsed.nbytes
+    return len(query) + sum(256 + len(e.message) for e in parsed.errors)

@@ -12,6 +12,7 @@ from gateway.errors import GatewayError
 logger = logging.getLogger("gateway.errors")
 
 _NULL_IN_NON_NULL = "Cannot return null for non-nullable field"
+_SERIALIZE = " cannot represent "
 
 
 def client_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
@@ -19,7 +20,12 @@ def client_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     original = error.original_error
     extensions = dict(error.extensions or {})
     message = error.message
-    if original is None or isinstance(original, GraphQLError | GatewayError):
+    if error.path and isinstance(original, GraphQLError) and _SERIALIZE in original.message:
+        # A value that its scalar cannot represent (an Int past 32 bits) came from the upstream,
+        # the only data source: its contract broke, not the client's document.
+        message = f"The OMS API sent a value out of the field's range. ({original.message})"
+        extensions = {"code": "UPSTREAM_BAD_RESPONSE"}
+    elif original is None or isinstance(original, GraphQLError | GatewayError):
         extensions.setdefault("code", _code_without_cause(error))
     elif isinstance(original, TypeError) and str(original).startswith(_NULL_IN_NON_NULL):
         # The upstream is the only data source, so a null where the contract forbids one is a

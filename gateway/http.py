@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.apq import DocumentStore, persisted_hash, resolve_query
-from gateway.execution import Executor, RequestError, is_query, request_error
+from gateway.execution import Executor, RequestError, request_error
 from gateway.graphql_errors import client_error
 from gateway.metrics import Metrics
 from gateway.persisted import TrustedDocuments
@@ -32,6 +32,7 @@ ALLOW = "GET, HEAD, POST, OPTIONS"
 # Codes of requests that are not well-formed GraphQL-over-HTTP requests: these keep their 400.
 _MALFORMED = frozenset({"BAD_REQUEST", "BATCHING_NOT_SUPPORTED"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+MAX_JSON_DEPTH = 32  # levels of lists and objects in `variables` and `extensions`
 
 access_log = logging.getLogger("gateway.access")
 
@@ -75,7 +76,29 @@ def _json_object(value: Any, name: str) -> dict[str, Any] | None:
             raise request_error(f"`{name}` is not valid JSON.", "BAD_REQUEST") from None
     if value is not None and not isinstance(value, dict):
         raise request_error(f"`{name}` must be an object.", "BAD_REQUEST")
+    if value is not None and _deeper_than(value, MAX_JSON_DEPTH):
+        # No argument of the schema nests this deep; deeper values only cost (coercion, the
+        # response cache's key, orjson's own 254-level limit).
+        raise request_error(
+            f"`{name}` is nested deeper than {MAX_JSON_DEPTH} levels.",
+            "BAD_USER_INPUT" if name == "variables" else "BAD_REQUEST",
+            limit=MAX_JSON_DEPTH,
+        )
     return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when `value` nests more than `limit` lists or objects (iterative: no recursion)."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for v in level
+            for child in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ())
+        ]
+        if not level:
+            return False
+    return any(isinstance(v, dict | list) for v in level)
 
 
 def _optional_str(value: Any, name: str) -> str | None:
@@ -113,7 +136,9 @@ class OperationRecord:
     """What the access log and the metrics say about one request to /graphql."""
 
     request_id: str
-    name: str | None = None
+    name: str | None = None  # the operation selected, once one is
+    requested: str | None = None  # the `operationName` the client sent, for the log only
+    selected: bool = False
     outcome: str = "ok"  # ok | partial | error | rejected
     codes: list[str] = field(default_factory=list)
     upstream_calls: int = 0
@@ -201,7 +226,7 @@ class GraphQLEndpoint:
     async def _answer(self, request: Request, media_type: str, record: OperationRecord) -> Response:
         try:
             params = await self._params(request)
-            record.name = params.operation_name
+            record.requested = params.operation_name
             status, content = await self._run(request, params, record)
         except RequestError as error:
             record.outcome = "rejected"
@@ -242,21 +267,25 @@ class GraphQLEndpoint:
         self, request: Request, params: GraphQLRequest, record: OperationRecord
     ) -> tuple[int, bytes]:
         query, digest, register = await self._document(params)
-        prepared = self.executor.parse(query)
-        if _is_get(request):
-            selected = prepared.find(params.operation_name)
-            if selected is not None and not is_query(selected):
-                # GraphQL over HTTP: 405 for a non-query over GET, before validation.
-                raise request_error(
-                    "Only queries can be sent with GET; use POST.", "METHOD_NOT_ALLOWED", 405
-                )
-        if prepared.invalid is not None:
-            raise prepared.invalid
-        if register and digest is not None:
+        context = self.make_context(request, record.request_id)
+        # Without any credentials nothing is cached or compiled: the operation cannot fetch.
+        credentials = bool(context.session.authorization)
+        parsed = self.executor.parse(query, cache=credentials)
+        if _is_get(request) and parsed.kind(params.operation_name) not in (
+            None,
+            OperationType.QUERY,
+        ):
+            # GraphQL over HTTP: 405 for a non-query over GET, before validation.
+            raise request_error(
+                "Only queries can be sent with GET; use POST.", "METHOD_NOT_ALLOWED", 405
+            )
+        prepared = self.executor.valid(parsed)
+        if register and digest is not None and credentials:
             await self.documents.put(digest, query)
         operation = prepared.operation(params.operation_name)
+        # Only an operation that is selected (and so executed) names the request's metrics.
         record.name = operation.name.value if operation.name else None
-        context = self.make_context(request, record.request_id)
+        record.selected = True
         key = None
         if self.responses is not None and (_is_get(request) or digest is not None):
             authorization = context.session.authorization
@@ -268,7 +297,9 @@ class GraphQLEndpoint:
                 if cached is not None:
                     return 200, self._with_cost(cached, 0)
         try:
-            result = await self.executor.execute(prepared, operation, params.variables, context)
+            result = await self.executor.execute(
+                prepared, operation, params.variables, context, compile=credentials
+            )
         finally:
             record.upstream_calls = sum(context.session.calls.values())
         body: dict[str, Any] = {"data": result.data}
@@ -353,14 +384,14 @@ class GraphQLEndpoint:
         return Response(orjson.dumps({"errors": [error]}), status, all_headers, media_type=JSON)
 
     def _observe(self, record: OperationRecord, seconds: float, status: int) -> None:
-        label = self.metrics.operation_label(record.name)
+        label = self.metrics.operation_label(record.name) if record.selected else "unselected"
         self.metrics.operations.labels(label, record.outcome).inc()
         self.metrics.operation_seconds.labels(label).observe(seconds)
         access_log.info(
             "operation",
             extra={
                 "request_id": record.request_id,
-                "operation": record.name,
+                "operation": record.name if record.selected else record.requested,
                 "duration_ms": round(seconds * 1000, 3),
                 "upstream_calls": record.upstream_calls,
                 "outcome": record.outcome,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,6 +16,8 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
+
+from gateway.bounded import ByteLRU
 
 _OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -64,6 +67,14 @@ class Metrics:
         self.shed = Counter(
             "oms_gateway_shed_requests", "Requests refused with 503 at capacity.", registry=r
         )
+        self.cache_bytes = Gauge(
+            "oms_gateway_cache_bytes", "Bytes an in-process cache charges for what it keeps.",
+            ["cache"], registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.cache_entries = Gauge(
+            "oms_gateway_cache_entries", "Entries an in-process cache keeps.",
+            ["cache"], registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self._names: set[str] = set()
         self._max_names = max_operation_names
 
@@ -77,6 +88,10 @@ class Metrics:
                 return "other"
             self._names.add(name)
         return name
+
+    def cache_size(self, cache: str, store: ByteLRU[Any]) -> None:
+        self.cache_bytes.labels(cache).set(store.nbytes)
+        self.cache_entries.labels(cache).set(len(store))
 
     def hit(self, cache: str, hit: bool) -> None:
         self.cache.labels(cache, "hit" if hit else "miss").inc()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
+
+from gateway.bounded import ByteLRU
 
 
 class ResponseCache(Protocol):
@@ -33,24 +36,50 @@ def cache_key(
 
 
 class MemoryResponseCache:
-    """A bounded in-process cache with per-entry expiry; the default without Redis."""
+    """An in-process cache bounded by bytes and entries, with per-entry expiry; the default
+    without Redis. Each write first sweeps the entries that have expired, oldest first."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(
+        self,
+        max_entries: int,
+        max_bytes: int = 64 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.entries: ByteLRU[tuple[float, bytes]] = ByteLRU(max_bytes, max_entries)
+        self.clock = clock
+        self._expiries: list[tuple[float, str]] = []  # a heap: the next entry to expire first
 
     async def get(self, key: str) -> bytes | None:
-        entry = self._entries.get(key)
+        entry = self.entries.get(key)
         if entry is None:
             return None
         expires, body = entry
-        if expires <= time.monotonic():
-            del self._entries[key]
+        if expires <= self.clock():
+            self.entries.pop(key)
             return None
         return body
 
     async def put(self, key: str, body: bytes, ttl: float) -> None:
-        self._entries[key] = (time.monotonic() + ttl, body)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        now = self.clock()
+        self.sweep(now)
+        expires = now + ttl
+        if self.entries.put(key, (expires, body), len(body) + len(key) + _ENTRY_OVERHEAD):
+            heapq.heappush(self._expiries, (expires, key))
+
+    def sweep(self, now: float) -> None:
+        """Drop every entry whose time is up (the heap may name entries already gone)."""
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            expires, key = heapq.heappop(expiries)
+            entry = self.entries.peek(key)
+            if entry is not None and entry[0] == expires:
+                self.entries.pop(key)
+        if len(expiries) > 2 * self.max_entries:
+            # Entries evicted by size leave stale heap items behind: rebuild from what is kept.
+            live = ((self.entries.peek(k), k) for _, k in expiries)
+            self._expiries = [(e[0], k) for e, k in live if e is not None]
+            heapq.heapify(self._expiries)
+
+
+_ENTRY_OVERHEAD = 200

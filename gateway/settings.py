@@ -60,6 +60,10 @@ class Settings:
     max_aliases: int = 30
     max_directives: int = 50
     max_selections: int = 10_000  # field selections with fragment spreads expanded
+    max_selection_set: int = 100  # fields and spreads written in one selection set
+    max_field_comparisons: int = 1000  # what validation may compare among same-named fields
+    max_introspection_depth: int = 15  # levels under `__schema`/`__type` (GraphiQL's needs 13)
+    max_introspection_roots: int = 2  # `__schema`/`__type` fields, fragments expanded
     max_upstream_calls: int = 20
     # As many ids as the budget has calls: by default a list of ids is never refused by the
     # budget alone after `max_ids` let it through.
@@ -68,12 +72,14 @@ class Settings:
     # Report `extensions.cost` ({upstreamCalls, estimated, budget}) on every response.
     expose_cost: bool = False
     document_cache_size: int = 1000
+    document_cache_bytes: int = 64 * 1024 * 1024  # parse + validation + compiled variants
     # Run cacheable operations through compiled projections (off: always graphql-core).
     compile_operations: bool = True
     # HTTP.
     cors_origins: str = ""  # comma-separated; empty means no cross-origin access
     get_cache_max_age: int = 0  # seconds of `Cache-Control: private, max-age` for GET; 0: no-store
     apq_cache_size: int = 1000
+    apq_cache_bytes: int = 16 * 1024 * 1024  # the in-process APQ store's documents
     compression_min_size: int = 1024
     graphiql_persist_headers: bool = False  # let GraphiQL keep headers (tokens) in localStorage
     # Trusted documents (gateway/persisted.py): a manifest file, and whether only it is served.
@@ -83,6 +89,7 @@ class Settings:
     redis_url: str = ""  # shared APQ documents and response cache; empty: in-process stores
     response_cache_ttl: float = 0.0  # seconds; 0 keeps the response cache off
     response_cache_size: int = 1000  # entries of the in-process response cache
+    response_cache_bytes: int = 64 * 1024 * 1024  # bodies of the in-process response cache
     apq_ttl: int = 86400  # seconds a registered document lives in Redis
     log_format: str = "json"  # json | text
     tracing: bool = False  # OpenTelemetry spans (needs the `otel` extra)
@@ -108,6 +115,9 @@ class Settings:
         for name in (
             "upstream_max_limit", "max_page_size", "default_page_size", "max_tokens", "max_depth",
             "max_aliases", "max_directives", "max_selections", "max_upstream_calls", "max_ids",
+            "max_selection_set", "max_field_comparisons", "max_introspection_depth",
+            "max_introspection_roots", "document_cache_bytes", "apq_cache_bytes",
+            "response_cache_bytes",
             "max_body_bytes", "document_cache_size", "apq_cache_size", "upstream_concurrency",
             "max_inflight_operations", "breaker_min_calls", "response_cache_size", "workers",
             "max_header_bytes", "max_authorization_bytes", "max_receiving_connections",

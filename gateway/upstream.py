@@ -274,6 +274,9 @@ class UpstreamSession:
             raise MissingCredentials()
         if not self.authorization.strip():
             raise BadCredentials()
+        if not (self.authorization.isascii() and self.authorization.isprintable()):
+            # httpx could not encode it; never echoed
+            raise BadCredentials("The Authorization header must be printable ASCII.")
         self.calls[endpoint] = self.calls.get(endpoint, 0) + 1
         headers = {"Authorization": self.authorization}
         if self.request_id:
@@ -288,9 +291,26 @@ def _decode(reply: Reply, endpoint: str) -> Any:
     if "json" not in content_type.split(";", 1)[0]:
         raise UpstreamBadResponse(f"The OMS API sent {endpoint} as non-JSON.")
     try:
-        return orjson.loads(reply.body)
+        body = orjson.loads(reply.body)
+        # The answer nests the body a few levels deeper, and orjson writes at most 254 levels:
+        # a body that would not fit is refused here, on its own field, not as a 500 later.
+        probe = body
+        for _ in range(_ANSWER_LEVELS):
+            probe = [probe]
+        orjson.dumps(probe)
     except orjson.JSONDecodeError as exc:
         raise UpstreamBadResponse(f"The OMS API sent undecodable JSON for {endpoint}.") from exc
+    except orjson.JSONEncodeError as exc:
+        raise UpstreamBadResponse(f"The OMS API sent JSON nested too deep for {endpoint}.") from exc
+    return body
+
+
+_INT_MAX = 2**31 - 1
+
+# The answer nests an upstream value at most 3 levels deeper than its body does (a page's
+# `results` list becomes data.orderItems.edges[].node): the probe wraps the body in 8 levels
+# before measuring it, so whatever passes also fits in the answer.
+_ANSWER_LEVELS = 8
 
 
 def _is_item(value: Any, *, nested: bool) -> bool:
@@ -305,6 +325,7 @@ def _parse_page(body: Any, *, nested: bool, endpoint: str) -> Page:
     if (
         type(body) is not dict
         or type(body.get("count")) is not int
+        or not 0 <= body["count"] <= _INT_MAX  # `totalCount` is a GraphQL Int
         or type(body.get("results")) is not list
         or not all(_is_item(item, nested=nested) for item in body["results"])
     ):

@@ -1,11 +1,19 @@
-"""The upstream-call budget: how many distinct upstream requests an operation will make."""
+"""The upstream-call budget: the calls an operation's loaders will make, from the loaders' code.
+
+Every figure comes from the functions the resolvers and the loaders use: `plan_list` (and so
+`resolvers.pagination`'s page planning at the learned page cap), `ListRequest.page_keys`,
+`count_fallback` and `unplaced_calls` for lists, `parse_id` and `parse_ids` for ids. Root
+fields are grouped by response key as graphql-core executes them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
+    FieldNode,
     FragmentDefinitionNode,
     GraphQLSchema,
     OperationDefinitionNode,
@@ -14,10 +22,81 @@ from graphql import (
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from resolvers.fetch import parse_id, parse_ids
+from resolvers.fetch import ListRequest, count_fallback, parse_id, parse_ids
 from resolvers.loaders import PageKey
 from resolvers.pagination import unplaced_calls
 from resolvers.planner import SelectionWalker, plan_list
+
+
+@dataclass(slots=True)
+class Cost:
+    """What the loaders of one operation fetch, at most."""
+
+    pages: set[PageKey] = field(default_factory=set)  # every page a list loads
+    counts: set[PageKey] = field(default_factory=set)  # loaded only if a list is past the end
+    ids: set[int] = field(default_factory=set)  # detail calls, unless a full page brings them
+    lists: list[ListRequest] = field(default_factory=list)  # each `orderItems`, as planned
+    # `last` alone is placed by its count, so its further pages are counted at worst.
+    unplaced: int = 0
+
+    @property
+    def page_calls(self) -> set[PageKey]:
+        # A slim page is served by its full twin when both are wanted (one batch).
+        return {k for k in self.pages if k.kind == "full" or k._replace(kind="full") not in self}
+
+    @property
+    def calls(self) -> int:
+        """The budget's figure: an upper bound that the loaders reach when no page is past the
+        end and no id is among the items a full page of the same operation returns."""
+        pages, counts = self.page_calls, self.counts - self.pages
+        return len(pages) + len(counts) + len(self.ids) + self.unplaced
+
+    def __contains__(self, key: PageKey) -> bool:
+        return key in self.pages
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Any,
+    settings: Settings,
+    max_limit: int | None = None,
+) -> Cost:
+    """Fields with bad arguments count nothing: they fail on their own, before any call.
+    `max_limit` is the page cap learned from the upstream (else `upstream_max_limit`)."""
+    walker = SelectionWalker(fragments, getattr(variables, "coerced", variables) or {})
+    root = schema.query_type
+    assert root is not None
+    groups: dict[str, list[FieldNode]] = {}
+    for node in walker.fields([operation.selection_set]):
+        groups.setdefault((node.alias or node.name).value, []).append(node)
+    cost = Cost()
+    limit = max_limit or settings.upstream_max_limit
+    for nodes in groups.values():
+        name = nodes[0].name.value
+        definition = root.fields.get(name)
+        if definition is None:
+            continue
+        try:
+            args = get_argument_values(definition, nodes[0], variables)
+            if name == "orderItems":
+                request = plan_list(settings, walker, nodes, args, max_limit)
+                cost.lists.append(request)
+                cost.pages.update(request.page_keys())
+                fallback = count_fallback(request)
+                if fallback is not None:
+                    cost.counts.add(fallback)
+                cost.unplaced += unplaced_calls(request.window, limit)
+            elif name == "orderItem":
+                cost.ids.add(parse_id(args["id"], "id"))
+            elif name == "orderItemsByIds":
+                # A bad id fails only its own slot, so the others still count.
+                ids = parse_ids(list(args["ids"]), settings.max_ids)
+                cost.ids.update(i for i in ids if isinstance(i, int))
+        except (GatewayError, ValueError, TypeError, KeyError):
+            continue
+    return cost
 
 
 def upstream_calls(
@@ -28,37 +107,5 @@ def upstream_calls(
     settings: Settings,
     max_limit: int | None = None,
 ) -> int:
-    """Distinct list pages plus distinct detail ids, deduplicated as the dataloaders do.
-
-    An upper bound: items that a full page returns may still spare some detail calls. Fields
-    with bad arguments count nothing here; they fail on their own during execution.
-    """
-    walker = SelectionWalker(fragments, getattr(variables, "coerced", variables) or {})
-    root = schema.query_type
-    assert root is not None
-    pages: set[PageKey] = set()
-    ids: set[int] = set()
-    unplaced = 0
-    limit = max_limit or settings.upstream_max_limit
-    for field in walker.fields([operation.selection_set]):
-        name = field.name.value
-        definition = root.fields.get(name)
-        if definition is None:
-            continue
-        try:
-            args = get_argument_values(definition, field, variables)
-            if name == "orderItems":
-                request = plan_list(settings, walker, [field], args, max_limit)
-                pages.update(request.page_keys())
-                # `last` alone: placed by the count, so its pages are counted at worst.
-                unplaced += unplaced_calls(request.window, limit)
-            elif name == "orderItem":
-                ids.add(parse_id(args["id"], "id"))
-            elif name == "orderItemsByIds":
-                # A bad id fails only its own slot, so the others still count.
-                ids.update(i for i in parse_ids(args["ids"]) if isinstance(i, int))
-        except (GatewayError, ValueError, TypeError, KeyError):
-            continue
-    # A slim page is served by its full twin when both are wanted.
-    distinct = {p for p in pages if not (p.kind == "simple" and p._replace(kind="full") in pages)}
-    return len(distinct) + len(ids) + unplaced
+    """The number the budget compares with `max_upstream_calls`."""
+    return operation_cost(schema, operation, fragments, variables, settings, max_limit).calls

@@ -52,6 +52,15 @@ def count_key(order_number: str | None) -> PageKey:
     return PageKey("simple", order_number, COUNT_PLAN.limit, COUNT_PLAN.pages[0])
 
 
+def count_fallback(request: ListRequest) -> PageKey | None:
+    """The count call a list makes when every planned page is past the end (`_fetch_plan`);
+    never when it fetches page 1, which DRF serves, empty or not, with the count. A `from_end`
+    window is placed by its count first: `unplaced_calls` accounts for that."""
+    if request.window.from_end or request.plan.pages[0] == 1:
+        return None
+    return count_key(request.order_number)
+
+
 class Connection:
     """What `orderItems` resolves to; edges and page info are built only when selected."""
 
@@ -197,8 +206,13 @@ async def fetch_item(loaders: Loaders, raw_id: Any) -> Item | None:
     return item
 
 
-def parse_ids(raw_ids: list[Any]) -> list[int | BadUserInput]:
-    """Each id parsed, or the error of its own slot: one bad id must not cost the others."""
+def parse_ids(raw_ids: list[Any], max_ids: int) -> list[int | BadUserInput]:
+    """Each id parsed, or the error of its own slot: one bad id must not cost the others.
+    The loaders load the ints and the call budget counts them; too many ids fail the field."""
+    if len(raw_ids) > max_ids:
+        raise BadUserInput(
+            f"At most {max_ids} ids can be asked for at once.", argument="ids", limit=max_ids
+        )
     parsed: list[int | BadUserInput] = []
     for index, raw in enumerate(raw_ids):
         try:
@@ -212,11 +226,7 @@ def parse_ids(raw_ids: list[Any]) -> list[int | BadUserInput]:
 
 async def fetch_items(loaders: Loaders, raw_ids: list[Any], max_ids: int) -> list[Any]:
     """One slot per id; a failing id (bad or failed upstream) leaves its exception in its slot."""
-    if len(raw_ids) > max_ids:
-        raise BadUserInput(
-            f"At most {max_ids} ids can be asked for at once.", argument="ids", limit=max_ids
-        )
-    keys = parse_ids(raw_ids)
+    keys = parse_ids(raw_ids, max_ids)
     loads = [loaders.items.load(k) for k in keys if isinstance(k, int)]
     fetched = iter(await asyncio.gather(*loads, return_exceptions=True))
     return [next(fetched) if isinstance(k, int) else k for k in keys]

@@ -12,6 +12,7 @@ import orjson
 import strawberry
 from strawberry.scalars import JSON
 
+from gateway.errors import UpstreamBadResponse
 from schema.scalars import DateTime, Decimal
 
 Raw = dict[str, Any]
@@ -39,6 +40,8 @@ def attribute_values(root: strawberry.Parent[Raw]) -> list[AttributeValue]:
     """Merge `attributes_kwargs` (label, value, type) with plain `attributes` values."""
     kwargs = root.get("attributes_kwargs") or {}
     plain = root.get("attributes") or {}
+    if not isinstance(kwargs, dict) or not isinstance(plain, dict):
+        raise UpstreamBadResponse("The OMS API sent attributes that are not a map.")
     values: list[AttributeValue] = []
     for key, spec in kwargs.items():
         spec = spec if isinstance(spec, dict) else {"value": spec}

@@ -31,8 +31,12 @@ class HttpxTransport:
     """Requests are built here rather than by `client.get`: merging the client's defaults per
     call was about a sixth of an upstream call's CPU (bench/, profile)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        # `transport`: tests inject httpx.MockTransport for answers the fake OMS cannot send.
         self.client = httpx.AsyncClient(
+            transport=transport,
             base_url=settings.upstream_url,
             timeout=httpx.Timeout(
                 settings.upstream_read_timeout, connect=settings.upstream_connect_timeout

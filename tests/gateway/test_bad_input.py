@@ -66,9 +66,10 @@ REQUEST = "BAD_REQUEST"
 
 CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
     # --- bombs
-    "depth bomb": (q(nested(40)), 400, {"DEPTH_LIMIT", INVALID}),
+    # The limits are checked before validation, which never sees a document over them.
+    "depth bomb": (q(nested(40)), 400, ["DEPTH_LIMIT"]),
     "alias bomb": (
-        q("{ " + " ".join(f"a{i}: orderItem(id: 1) {{ id }}" for i in range(150)) + " }"),
+        q("{ " + " ".join(f"a{i}: orderItem(id: 1) {{ id }}" for i in range(60)) + " }"),
         400,
         ["ALIAS_LIMIT"],
     ),

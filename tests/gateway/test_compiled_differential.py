@@ -323,7 +323,13 @@ async def clients(
 @pytest.fixture(scope="module")
 def paths() -> tuple[Executor, Executor]:
     # Generated documents are wide; the operation limits are not what this test is about.
-    return make_executors(max_tokens=20000, max_aliases=500, max_directives=500)
+    return make_executors(
+        max_tokens=20000,
+        max_aliases=500,
+        max_directives=500,
+        max_selection_set=1000,
+        max_field_comparisons=10**9,
+    )
 
 
 @settings(
