@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +31,8 @@ from gateway.upstream import LIST_PATH, OmsClient, UpstreamSession, open_http_cl
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from schema import make_schema
+
+log = logging.getLogger("gateway.readiness")
 
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -121,8 +124,14 @@ class Runtime:
         try:
             await self.client.http.get(LIST_PATH, params={"limit": 1}, timeout=2.0)
             ready = True
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
             ready = False
+            # The cause, once per probe (probes are cached): the endpoint template and the
+            # exception class, never a URL with credentials in it.
+            log.warning(
+                "readiness probe failed: %s %s", LIST_PATH, type(exc).__name__,
+                extra={"endpoint": LIST_PATH, "cause": type(exc).__name__},
+            )  # fmt: skip
         self._ready = (time.monotonic(), ready)
         return ready
 
@@ -130,9 +139,11 @@ class Runtime:
 def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
     runtime = Runtime(settings, tracer_provider)
     schema = make_schema()
+    executor = Executor(schema._schema, settings)
+    executor.on_phase = runtime.metrics.phase
     endpoint = GraphQLEndpoint(
         settings,
-        Executor(schema._schema, settings),
+        executor,
         runtime.documents,
         runtime.context,
         lambda: graphiql_response(settings),
@@ -148,6 +159,8 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
         breaker = runtime.client.resilience.breaker.state
         reachable = await runtime.upstream_reachable()
         ready = reachable and breaker is not BreakerState.OPEN
+        if reachable and not ready:
+            log.warning("not ready: the circuit breaker is open", extra={"cause": "circuit_open"})
         body = {"ready": ready, "upstream_reachable": reachable, "circuit_breaker": breaker.value}
         return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -176,9 +189,9 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=settings.cors_allow_header_list,
             expose_headers=["X-Request-ID", "ETag", "Retry-After"],
-            max_age=600,
+            max_age=settings.cors_max_age,
         )
         middleware.insert(0, cors)
     app = Starlette(

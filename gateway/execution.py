@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +53,7 @@ class Prepared:
     operations: dict[str | None, OperationDefinitionNode]
     invalid: RequestError | None = None  # the validation errors, when there are any
     extras: dict[Any, Any] = field(default_factory=dict)  # per-document caches of later stages
+    timings: tuple[float, float] = (0.0, 0.0)  # seconds to parse and to validate it
 
     def find(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects, or None when there is no such single operation."""
@@ -70,6 +73,7 @@ class Prepared:
 
 
 def _prepare(query: str, schema: GraphQLSchema, settings: Settings, rules: Any) -> Prepared:
+    started = time.perf_counter()
     try:
         document = parse(query, max_tokens=settings.max_tokens)
     except GraphQLError as syntax_error:
@@ -86,7 +90,9 @@ def _prepare(query: str, schema: GraphQLSchema, settings: Settings, rules: Any) 
         elif isinstance(definition, OperationDefinitionNode):
             operations[definition.name.value if definition.name else None] = definition
     prepared = Prepared(document, fragments, operations)
+    parsed = time.perf_counter()
     errors = validate(schema, document, rules, hide_suggestions=settings.production)
+    prepared.timings = (parsed - started, time.perf_counter() - parsed)
     if errors:
         for error in errors:
             if not error.extensions:
@@ -111,6 +117,8 @@ class Executor:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.rules = rules
         self._cache: OrderedDict[str, Prepared | RequestError] = OrderedDict()
+        # Told how long parse and validation took, for each document actually parsed.
+        self.on_phase: Callable[[str, float], None] | None = None
 
     def prepare(self, query: str) -> Prepared:
         """The valid document `query`; raises its syntax or validation errors."""
@@ -131,6 +139,9 @@ class Executor:
                 cached = _prepare(query, self.schema, self.settings, self.rules)
             except RequestError as error:
                 cached = error
+            if isinstance(cached, Prepared) and self.on_phase is not None:
+                self.on_phase("parse", cached.timings[0])
+                self.on_phase("validate", cached.timings[1])
             self._cache[query] = cached
             if len(self._cache) > self.settings.document_cache_size:
                 self._cache.popitem(last=False)

@@ -112,6 +112,8 @@ class OperationRecord:
     codes: list[str] = field(default_factory=list)
     upstream_calls: int = 0
     cache: str | None = None  # hit | miss when the response cache was consulted
+    trace_id: str | None = None  # the operation's span, when tracing is on
+    span_id: str | None = None
 
 
 class GraphQLEndpoint:
@@ -178,6 +180,7 @@ class GraphQLEndpoint:
             with self.tracing.span("graphql.operation", "SERVER", parent=parent) as span:
                 response = await self._answer(request, media_type, record)
                 if span is not None:
+                    record.trace_id, record.span_id = self.tracing.ids(span)
                     span.set_attribute("graphql.operation.name", record.name or "")
                     if record.outcome != "ok":
                         self.tracing.fail(span, ",".join(record.codes) or record.outcome)
@@ -254,10 +257,15 @@ class GraphQLEndpoint:
                 self.metrics.hit("response", cached is not None)
                 if cached is not None:
                     return 200, cached
+        started = time.perf_counter()
         try:
             result = await self.executor.execute(prepared, operation, params.variables, context)
         finally:
             record.upstream_calls = sum(context.session.calls.values())
+            waited = context.session.upstream_wait
+            self.metrics.phase("execute", time.perf_counter() - started - waited)
+            if record.upstream_calls:
+                self.metrics.phase("upstream_wait", waited)
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             errors = [client_error(e, record.request_id) for e in result.errors]
@@ -301,6 +309,7 @@ class GraphQLEndpoint:
         label = self.metrics.operation_label(record.name)
         self.metrics.operations.labels(label, record.outcome).inc()
         self.metrics.operation_seconds.labels(label).observe(seconds)
+        self.metrics.count_errors(record.codes)
         access_log.info(
             "operation",
             extra={
@@ -312,6 +321,8 @@ class GraphQLEndpoint:
                 "codes": record.codes,
                 "status": status,
                 "cache": record.cache,
+                "trace_id": record.trace_id,
+                "span_id": record.span_id,
             },
         )
 

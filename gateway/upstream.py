@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from gateway.errors import (
     MissingCredentials,
     UpstreamBadResponse,
     UpstreamError,
+    UpstreamNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
     error_for_status,
@@ -24,6 +26,8 @@ from gateway.metrics import Metrics
 from gateway.resilience import RETRYABLE_STATUSES, Permit, Resilience, retry_after_seconds
 from gateway.settings import Settings
 from gateway.tracing import Tracing
+
+log = logging.getLogger("gateway.upstream")
 
 LIST_PATH = "/api/v1/oms/order_items/"
 SIMPLE_PATH = "/api/v1/oms/order_items/list-simple/"
@@ -105,12 +109,18 @@ class OmsClient:
         policy, breaker = resilience.policy, resilience.breaker
         for attempt in range(1, policy.max_retries + 2):
             if deadline - time.monotonic() <= 0:
-                raise UpstreamTimeout(f"The operation ran out of time before {endpoint}.")
+                raise _failed(
+                    UpstreamTimeout(f"The operation ran out of time before {endpoint}."),
+                    attempt - 1, "deadline",
+                )  # fmt: skip
             permit = breaker.allow()
             if permit is None:
-                raise UpstreamUnavailable(
-                    "The OMS API is failing; calls are paused for a moment (circuit open)."
-                )
+                raise _failed(
+                    UpstreamUnavailable(
+                        "The OMS API is failing; calls are paused for a moment (circuit open)."
+                    ),
+                    attempt - 1, "circuit_open",
+                )  # fmt: skip
             probe = permit is Permit.PROBE
             delay: float | None = None
             if attempt > 1:
@@ -121,12 +131,12 @@ class OmsClient:
                 # The gateway's own cap, not the upstream, ran out of room: no verdict on it.
                 if probe:
                     breaker.release_probe()
-                raise error_for_transport(exc, endpoint) from exc
+                raise _failed(error_for_transport(exc, endpoint), attempt, exc) from exc
             except httpx.TransportError as exc:
                 breaker.record(False, probe=probe)
+                error: UpstreamError = _failed(error_for_transport(exc, endpoint), attempt, exc)
                 if attempt > policy.max_retries or not isinstance(exc, _RETRYABLE_TRANSPORT):
-                    raise error_for_transport(exc, endpoint) from exc
-                error: UpstreamError = error_for_transport(exc, endpoint)
+                    raise error from exc
             except BaseException:
                 if probe:
                     breaker.release_probe()
@@ -135,8 +145,11 @@ class OmsClient:
                 status = response.status_code
                 breaker.record(status < 500, probe=probe)
                 if status == 200:
-                    return _decode(response, endpoint)
-                error = error_for_status(status, endpoint)
+                    try:
+                        return _decode(response, endpoint)
+                    except UpstreamBadResponse as bad:
+                        raise _failed(bad, attempt, "bad_response")  # noqa: B904 -- same error
+                error = _failed(error_for_status(status, endpoint), attempt, status)
                 if attempt > policy.max_retries or status not in RETRYABLE_STATUSES:
                     raise error
                 delay = retry_after_seconds(response.headers.get("retry-after"))
@@ -213,6 +226,13 @@ class OmsClient:
             slots.release()
 
 
+def _failed(error: UpstreamError, attempts: int, cause: object) -> UpstreamError:
+    """Note on the error what the log line needs: attempts made and the status or exception."""
+    error.attempts = attempts
+    error.cause = cause if isinstance(cause, str | int) else type(cause).__name__
+    return error
+
+
 @dataclass(slots=True)
 class UpstreamSession:
     """The upstream as one operation sees it: its credentials, deadline and the calls it made."""
@@ -222,6 +242,11 @@ class UpstreamSession:
     deadline: float
     request_id: str | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    # Seconds during which at least one upstream call was in flight (overlaps counted once).
+    upstream_wait: float = 0.0
+    _in_flight: int = 0
+    _busy_since: float = 0.0
+    _logged: set[tuple[str, str]] = field(default_factory=set)
 
     async def list_page(
         self, kind: ListKind, *, limit: int, page: int, order_number: str | None
@@ -231,21 +256,28 @@ class UpstreamSession:
             params["order_number"] = order_number
         path = LIST_PATH if kind == "full" else SIMPLE_PATH
         body = await self._get(path, path, params)
-        result = _parse_page(body, nested=kind == "full", endpoint=path)
+        try:
+            result = _parse_page(body, nested=kind == "full", endpoint=path)
+        except UpstreamBadResponse as error:
+            raise self._bad(path, error)  # noqa: B904 -- the same exception, now logged
         expected = max(0, min(limit, result.count - (page - 1) * limit))
         if len(result.results) != expected:
             # The server ignored our limit (it may cap pages below upstream_max_limit); slicing
             # such a page would silently drop or repeat items.
-            raise UpstreamBadResponse(
-                f"The OMS API sent {len(result.results)} items for a page of {limit} from "
-                f"{path}; is upstream_max_limit above what the server serves?"
+            raise self._bad(
+                path,
+                UpstreamBadResponse(
+                    f"The OMS API sent {len(result.results)} items for a page of {limit} from "
+                    f"{path}; is upstream_max_limit above what the server serves?"
+                ),
             )
         return result
 
     async def detail(self, item_id: int) -> Item:
         body = await self._get(DETAIL_PATH.format(id=item_id), DETAIL_PATH, None)
         if not _is_item(body, nested=True) or body["id"] != item_id:
-            raise UpstreamBadResponse(f"The OMS API sent a mis-shaped item for {DETAIL_PATH}.")
+            error = UpstreamBadResponse(f"The OMS API sent a mis-shaped item for {DETAIL_PATH}.")
+            raise self._bad(DETAIL_PATH, error)
         item: Item = body
         return item
 
@@ -256,7 +288,43 @@ class UpstreamSession:
         headers = {"Authorization": self.authorization}
         if self.request_id:
             headers["X-Request-ID"] = self.request_id
-        return await self.client.get_json(url, endpoint, params, headers, self.deadline)
+        if self._in_flight == 0:
+            self._busy_since = time.perf_counter()
+        self._in_flight += 1
+        try:
+            return await self.client.get_json(url, endpoint, params, headers, self.deadline)
+        except UpstreamError as error:
+            self._log_failure(endpoint, error)
+            raise
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self.upstream_wait += time.perf_counter() - self._busy_since
+
+    def _bad(self, endpoint: str, error: UpstreamBadResponse) -> UpstreamBadResponse:
+        """A body that arrived but broke the contract: logged like any other failure."""
+        error.cause = "bad_response"
+        error.attempts = max(error.attempts, 1)  # at least the one that brought the body
+        self._log_failure(endpoint, error)
+        return error
+
+    def _log_failure(self, endpoint: str, error: UpstreamError) -> None:
+        """One WARNING per endpoint and cause per operation: a hundred failing ids that fail
+        the same way are one line. Never the token, the URL's values or a body."""
+        if isinstance(error, UpstreamNotFound):
+            return  # a missing item is data, not a failure
+        key = (endpoint, str(error.cause))
+        if key in self._logged:
+            return
+        self._logged.add(key)
+        log.warning(
+            "upstream call failed: %s %s after %s attempt(s) -> %s",
+            endpoint, error.cause, error.attempts, error.code,
+            extra={
+                "request_id": self.request_id, "endpoint": endpoint, "cause": error.cause,
+                "attempts": error.attempts, "code": error.code,
+            },
+        )  # fmt: skip
 
 
 def _decode(response: httpx.Response, endpoint: str) -> Any:
