@@ -28,8 +28,8 @@ DEMO_UPSTREAM_PORT_OFFSET = 1
 log = logging.getLogger("gateway")
 
 
-# Settings that are not flags: the CLI derives them itself.
-_NOT_FLAGS = frozenset({"metrics_multiprocess"})
+# Settings that are not flags (nor documented for operators): the CLI derives them itself.
+INTERNAL_SETTINGS = frozenset({"metrics_multiprocess"})
 _CHOICES: dict[str, tuple[str, ...]] = {
     "env": ("development", "production"),
     "log_format": ("json", "text"),
@@ -73,7 +73,7 @@ def describe_default(value: Any) -> str:
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting, typed from its field; the help names its variable and default."""
     for f in dataclasses.fields(Settings):
-        if f.name in _NOT_FLAGS:
+        if f.name in INTERNAL_SETTINGS:
             continue
         kind = str(f.type)
         default = describe_default(f.default)
@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    names = [f.name for f in dataclasses.fields(Settings) if f.name not in _NOT_FLAGS]
+    names = [f.name for f in dataclasses.fields(Settings) if f.name not in INTERNAL_SETTINGS]
     return Settings.from_env(environ, **{n: getattr(args, n, None) for n in names})
 
 
