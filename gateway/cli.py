@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -227,7 +228,13 @@ def _serve(settings: Settings) -> None:
     # Workers are fresh processes: hand them the resolved settings, and let Prometheus sum
     # their metrics through files in a shared directory (ours to remove when we made it).
     made = None
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        # A directory that outlives the process (a pod's emptyDir across container restarts)
+        # holds the files of workers that are gone: start from none, as prometheus_client asks.
+        for stale in Path(given).glob("*.db"):
+            stale.unlink(missing_ok=True)
+    else:
         made = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
             prefix="oms-gateway-metrics-"
         )
