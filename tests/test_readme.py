@@ -152,3 +152,11 @@ def test_the_table_parsers_can_fail():
     assert _default_matches("none", "") and not _default_matches("`json`", "text")
     assert _default_matches("`2.0` s", 2.0) and _default_matches("`true`", True)
     assert "OVERLOADED" in code_literals() and "GET" not in code_literals()
+
+
+def test_the_changelog_leads_with_the_package_version():
+    from importlib.metadata import version
+
+    releases = re.findall(r"^## \[?(\d+\.\d+\.\d+)\]? - \d{4}-\d{2}-\d{2}$",
+                          (ROOT / "CHANGELOG.md").read_text(), re.M)  # fmt: skip
+    assert releases and releases[0] == version("oms-gateway")
