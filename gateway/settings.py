@@ -117,6 +117,10 @@ class Settings:
         if self.env not in ("development", "production", "demo"):
             raise ValueError("env must be development, production or demo")
         _check_upstream_url(self.upstream_url)
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"redis_url must be a redis://, rediss:// or unix:// URL, not {self.redis_url!r}"
+            )
         if self.log_level.upper() not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         if self.cors_max_age < 0:

@@ -93,6 +93,7 @@ def test_every_flag_reaches_its_setting():
         (["--upstream-url", "http://:8000"], {}),
         (["--upstream-url", "http://oms.example:port"], {}),
         ([], {"OMS_LOG_LEVEL": "chatty"}),
+        ([], {"OMS_REDIS_URL": "localhost:6379"}),
     ],
 )
 def test_bad_settings_stop_serve_with_one_line_and_status_2(args, env):
@@ -100,7 +101,7 @@ def test_bad_settings_stop_serve_with_one_line_and_status_2(args, env):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("oms-gateway: "), out.stderr
-    assert "upstream_url" in lines[0] or "log_level" in lines[0]
+    assert any(name in lines[0] for name in ("upstream_url", "log_level", "redis_url"))
     assert out.stdout == ""
 
 
@@ -403,3 +404,19 @@ def test_the_same_families_with_one_worker_and_with_two(upstream, tmp_path):
     assert shapes[1] == shapes[2]
     # The workers' metrics directory was the gateway's own: removed on exit.
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_given_metrics_directory_is_emptied_at_start_and_kept(upstream, tmp_path):
+    # A pod's emptyDir outlives a container restart: the old workers' files must not count.
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_4194000.db").write_bytes(b"left by a worker that is gone")
+    env = {"OMS_UPSTREAM_URL": upstream.url, "OMS_WORKERS": "2",
+           "PROMETHEUS_MULTIPROC_DIR": str(directory)}  # fmt: skip
+    with serve_process(env=env) as (url, _):
+        assert not (directory / "counter_4194000.db").exists()
+        families = {
+            f.name for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+        }
+        assert "oms_gateway_build_info" in families
+    assert directory.is_dir()  # the operator's directory, not ours to remove
