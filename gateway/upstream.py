@@ -131,7 +131,7 @@ class OmsClient:
                 # The gateway's own cap, not the upstream, ran out of room: no verdict on it.
                 if probe:
                     breaker.release_probe()
-                raise _failed(error_for_transport(exc, endpoint), attempt, exc) from exc
+                raise _failed(error_for_transport(exc, endpoint), attempt, "no_slot") from exc
             except httpx.TransportError as exc:
                 breaker.record(False, probe=probe)
                 error: UpstreamError = _failed(error_for_transport(exc, endpoint), attempt, exc)

@@ -420,3 +420,28 @@ def test_a_given_metrics_directory_is_emptied_at_start_and_kept(upstream, tmp_pa
         }
         assert "oms_gateway_build_info" in families
     assert directory.is_dir()  # the operator's directory, not ours to remove
+
+
+@pytest.mark.parametrize("kind", ["malformed", "misshaped"])
+def test_a_bad_upstream_body_is_logged_once_with_its_cause(make_gateway, upstream, caplog, kind):
+    import logging
+
+    gateway = make_gateway()
+    caplog.set_level(logging.WARNING, logger="gateway.upstream")
+    upstream.fake.faults = Faults(kind=kind)
+    body = gateway.query(
+        "{ a: orderItems(first: 2) { nodes { id } } }",
+        headers={**AUTH, "X-Request-ID": f"req-{kind}"},
+    )
+    assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_BAD_RESPONSE"
+    lines = [r for r in caplog.records if getattr(r, "request_id", None) == f"req-{kind}"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line.levelname, line.cause, line.attempts, line.code) == (
+        "WARNING",
+        "bad_response",
+        1,
+        "UPSTREAM_BAD_RESPONSE",
+    )
+    assert line.endpoint == "/api/v1/oms/order_items/list-simple/"
+    assert DEMO_TOKEN not in caplog.text
