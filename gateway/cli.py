@@ -280,6 +280,9 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.command == "fake-upstream":
         from gateway.fake_upstream.app import create_fake_app
 
+        if problem := port_in_use(args.host, args.port):
+            return _fail(problem, 1)
+
         uvicorn.run(create_fake_app(), host=args.host, port=args.port, log_level="warning")
         return 0
     if args.command == "demo":

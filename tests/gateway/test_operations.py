@@ -115,8 +115,10 @@ def test_a_port_in_use_is_one_line_and_status_1(tmp_path):
             assert out.returncode == 1
             assert out.stderr.strip() == f"oms-gateway: cannot listen on 127.0.0.1:{port}: " \
                 "Address already in use"  # fmt: skip
-        out = run_cli("demo", "--port", port)
-        assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout
+        for command in ("demo", "fake-upstream"):
+            out = run_cli(command, "--port", port)
+            assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout
+            assert out.stderr.strip().endswith("Address already in use")
     # A failed start leaves no metrics directory behind.
     assert list(tmp_path.iterdir()) == []
 
