@@ -145,6 +145,7 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
     runtime = Runtime(settings, tracer_provider)
     schema = make_schema(settings)
     runtime.executor = Executor(schema._schema, settings)
+    runtime.executor.on_phase = runtime.metrics.phase
     endpoint = GraphQLEndpoint(
         settings,
         runtime.executor,
@@ -209,9 +210,9 @@ def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=settings.cors_allow_header_list,
             expose_headers=["X-Request-ID", "ETag", "Retry-After"],
-            max_age=600,
+            max_age=settings.cors_max_age,
         )
         middleware.insert(2, cors)
     routes: list[BaseRoute] = [

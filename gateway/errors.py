@@ -75,6 +75,10 @@ class BadCredentials(ClientError):
 
 class UpstreamError(GatewayError):
     code = "UPSTREAM_ERROR"
+    # Set by the upstream client for its log line: attempts made, and the HTTP status or the
+    # transport exception's class name (or "deadline" / "circuit_open").
+    attempts: int = 0
+    cause: str | int = ""
 
 
 class UpstreamTransportError(UpstreamError):

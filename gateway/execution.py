@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +72,16 @@ class Failure:
     errors: tuple[ErrorData, ...]
     kinds: dict[str | None, OperationType] = field(default_factory=dict)
     status: int = 400
+    timings: tuple[float, float] | None = None  # parse and validate seconds, when it validated
 
     @classmethod
-    def of(cls, errors: list[GraphQLError], kinds: dict[str | None, OperationType]) -> Failure:
-        return cls(tuple(ErrorData.of(e) for e in errors), kinds)
+    def of(
+        cls,
+        errors: list[GraphQLError],
+        kinds: dict[str | None, OperationType],
+        timings: tuple[float, float] | None = None,
+    ) -> Failure:
+        return cls(tuple(ErrorData.of(e) for e in errors), kinds, timings=timings)
 
     def kind(self, name: str | None) -> OperationType | None:
         return _select(self.kinds, name)
@@ -99,6 +107,7 @@ class Prepared:
     nbytes: int = 0  # what the document cache charges for it when cached
     query: str = ""  # its text, the document cache's key
     selections: int = 0  # the most field selections of one operation, fragments expanded
+    timings: tuple[float, float] = (0.0, 0.0)  # seconds to parse and to validate it
 
     def find(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects, or None when there is no such single operation."""
@@ -132,6 +141,7 @@ VARIANT_BYTES_PER_SELECTION = 600
 def _prepare(
     query: str, schema: GraphQLSchema, settings: Settings, rules: Any, limits: Limits
 ) -> Prepared | Failure:
+    started = time.perf_counter()
     try:
         document = parse(query, max_tokens=settings.max_tokens)
     except GraphQLError as syntax_error:
@@ -149,20 +159,28 @@ def _prepare(
         elif isinstance(definition, OperationDefinitionNode):
             operations[definition.name.value if definition.name else None] = definition
     kinds = {name: operation.operation for name, operation in operations.items()}
+    parsed = time.perf_counter()
     try:
         # Before validation: validation then only meets documents whose size it can afford.
         selections = check_document(document, limits)
     except OverLimit as over:
         return Failure.of([over.error], kinds)
     errors = validate(schema, document, rules, hide_suggestions=settings.production)
+    timings = (parsed - started, time.perf_counter() - parsed)
     if errors:
         for error in errors:
             if not error.extensions:
                 error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
-        return Failure.of(errors, kinds)
+        return Failure.of(errors, kinds, timings)
     nbytes = DOCUMENT_BYTES + len(query.encode()) * DOCUMENT_BYTES_PER_BYTE
     return Prepared(
-        document, fragments, operations, nbytes=nbytes, query=query, selections=selections
+        document,
+        fragments,
+        operations,
+        nbytes=nbytes,
+        query=query,
+        selections=selections,
+        timings=timings,
     )
 
 
@@ -180,6 +198,8 @@ class Executor:
         self.cache: ByteLRU[Prepared | Failure] = ByteLRU(
             settings.document_cache_bytes, settings.document_cache_size
         )
+        # Told how long parse and validation took, for each document actually parsed.
+        self.on_phase: Callable[[str, float], None] | None = None
 
     def prepare(self, query: str, *, cache: bool = True) -> Prepared:
         """The valid document `query`; raises its syntax, limit or validation errors."""
@@ -200,6 +220,9 @@ class Executor:
         cached = self.cache.get(query)
         if cached is None:
             cached = _prepare(query, self.schema, self.settings, self.rules, self.limits)
+            if cached.timings is not None and self.on_phase is not None:
+                self.on_phase("parse", cached.timings[0])
+                self.on_phase("validate", cached.timings[1])
             if cache:
                 self.cache.put(query, cached, _charge(query, cached))
         return cached

@@ -143,6 +143,8 @@ class OperationRecord:
     codes: list[str] = field(default_factory=list)
     upstream_calls: int = 0
     cache: str | None = None  # hit | miss when the response cache was consulted
+    trace_id: str | None = None  # the operation's span, when tracing is on
+    span_id: str | None = None
 
 
 class GraphQLEndpoint:
@@ -215,6 +217,7 @@ class GraphQLEndpoint:
             with self.tracing.span("graphql.operation", "SERVER", parent=parent) as span:
                 response = await self._answer(request, media_type, record)
                 if span is not None:
+                    record.trace_id, record.span_id = self.tracing.ids(span)
                     span.set_attribute("graphql.operation.name", record.name or "")
                     if record.outcome != "ok":
                         self.tracing.fail(span, ",".join(record.codes) or record.outcome)
@@ -296,12 +299,17 @@ class GraphQLEndpoint:
                 self.metrics.hit("response", cached is not None)
                 if cached is not None:
                     return 200, self._with_cost(cached, 0)
+        started = time.perf_counter()
         try:
             result = await self.executor.execute(
                 prepared, operation, params.variables, context, compile=credentials
             )
         finally:
             record.upstream_calls = sum(context.session.calls.values())
+            waited = context.session.upstream_wait
+            self.metrics.phase("execute", time.perf_counter() - started - waited)
+            if record.upstream_calls:
+                self.metrics.phase("upstream_wait", waited)
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             errors = [client_error(e, record.request_id) for e in result.errors]
@@ -387,6 +395,7 @@ class GraphQLEndpoint:
         label = self.metrics.operation_label(record.name) if record.selected else "unselected"
         self.metrics.operations.labels(label, record.outcome).inc()
         self.metrics.operation_seconds.labels(label).observe(seconds)
+        self.metrics.count_errors(record.codes)
         access_log.info(
             "operation",
             extra={
@@ -398,6 +407,8 @@ class GraphQLEndpoint:
                 "codes": record.codes,
                 "status": status,
                 "cache": record.cache,
+                "trace_id": record.trace_id,
+                "span_id": record.span_id,
             },
         )
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import gc
+import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -12,15 +15,46 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.bounded import ByteLRU
+from gateway.version import PYTHON, VERSION
 
 _OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_PHASE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                  0.5, 1, 2.5, 5, 10, 30)  # fmt: skip
+PHASES = ("parse", "validate", "execute", "upstream_wait")
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+# The multi-process collector writes no `_created` samples, so the single-process registry
+# must not either: the same families whatever the number of workers.
+disable_created_metrics()
+
+# Garbage collections per generation, counted by one process-wide callback into plain integers
+# (a callback must not take the metrics' locks: a collection can start while they are held).
+# Each app's metrics move the new counts into counters at every operation and scrape, so
+# several workers' counts add up like any other counter.
+_GC_COUNTS = [[0, 0, 0] for _ in range(3)]  # generation -> collections, collected, uncollectable
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "stop":
+        counts = _GC_COUNTS[info["generation"]]
+        counts[0] += 1
+        counts[1] += info.get("collected", 0)
+        counts[2] += info.get("uncollectable", 0)
+
+
+if _on_gc not in gc.callbacks:
+    gc.callbacks.append(_on_gc)
 
 
 class Metrics:
@@ -75,6 +109,36 @@ class Metrics:
             "oms_gateway_cache_entries", "Entries an in-process cache keeps.",
             ["cache"], registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
+        self.build_info = Gauge(
+            "oms_gateway_build_info", "The running gateway's version and Python (always 1).",
+            ["version", "python"], registry=r, multiprocess_mode="max",
+        )  # fmt: skip
+        self.build_info.labels(VERSION, PYTHON).set(1)
+        self.errors = Counter(
+            "oms_gateway_errors", "Errors returned to clients, by extensions.code.",
+            ["code"], registry=r,
+        )  # fmt: skip
+        self.phase_seconds = Histogram(
+            "oms_gateway_phase_duration_seconds", "Time of one phase of an operation: parse "
+            "and validate (when a document is not cached), execute (the gateway's own work "
+            "during execution) and upstream_wait (time with an upstream call in flight).",
+            ["phase"], buckets=_PHASE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self._gc = [
+            Counter(name, text, ["generation"], registry=r)
+            for name, text in (
+                ("python_gc_collections", "Garbage collections, by generation."),
+                ("python_gc_objects_collected", "Objects collected during gc."),
+                ("python_gc_objects_uncollectable", "Uncollectable objects found during gc."),
+            )
+        ]
+        self._gc_seen = [list(counts) for counts in _GC_COUNTS]
+        for counter in self._gc:  # every generation present from the start
+            for generation in range(3):
+                counter.labels(str(generation))
+        if not multiprocess:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
         self._names: set[str] = set()
         self._max_names = max_operation_names
 
@@ -93,6 +157,22 @@ class Metrics:
         self.cache_bytes.labels(cache).set(store.nbytes)
         self.cache_entries.labels(cache).set(len(store))
 
+    def phase(self, phase: str, seconds: float) -> None:
+        self.phase_seconds.labels(phase).observe(max(seconds, 0.0))
+
+    def count_errors(self, codes: Iterable[str]) -> None:
+        for code in codes:
+            self.errors.labels(code if _CODE.fullmatch(code) else "OTHER").inc()
+        self.flush_gc()
+
+    def flush_gc(self) -> None:
+        for generation, counts in enumerate(_GC_COUNTS):
+            seen = self._gc_seen[generation]
+            for i, counter in enumerate(self._gc):
+                if counts[i] > seen[i]:
+                    counter.labels(str(generation)).inc(counts[i] - seen[i])
+                    seen[i] = counts[i]
+
     def hit(self, cache: str, hit: bool) -> None:
         self.cache.labels(cache, "hit" if hit else "miss").inc()
 
@@ -102,10 +182,57 @@ class Metrics:
             # own files and the collector sums them here.
             from prometheus_client import multiprocess
 
+            self.flush_gc()
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            registry.register(WorkerProcesses(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+            PlatformCollector(registry=registry)
             return generate_latest(registry)
+        self.flush_gc()
         return generate_latest(self.registry)
+
+
+class WorkerProcesses:
+    """`process_*` for all workers: each one's /proc figures, summed like their counters.
+
+    The workers are the processes that wrote metric files into the multi-process directory;
+    one that has exited has no /proc entry and drops out.
+    """
+
+    _SUMMED = ("process_virtual_memory_bytes", "process_resident_memory_bytes",
+               "process_cpu_seconds", "process_open_fds")  # fmt: skip
+    _LEAST = ("process_start_time_seconds", "process_max_fds")
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def pids(self) -> set[int]:
+        pids = set()
+        for name in os.listdir(self.directory):
+            stem = name.removesuffix(".db").rsplit("_", 1)[-1]
+            if stem.isdigit():
+                pids.add(int(stem))
+        return pids
+
+    def collect(self) -> Iterator[Metric]:
+        totals: dict[str, tuple[Metric, float]] = {}
+        for pid in sorted(self.pids()):
+            for family in ProcessCollector(
+                pid=functools.partial(int, pid), registry=None
+            ).collect():
+                value = family.samples[0].value
+                if family.name not in totals:
+                    totals[family.name] = (family, value)
+                elif family.name in self._LEAST:
+                    totals[family.name] = (family, min(totals[family.name][1], value))
+                else:
+                    totals[family.name] = (family, totals[family.name][1] + value)
+        for name, (family, value) in totals.items():
+            kind = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
+            text = family.documentation
+            if name in self._SUMMED:
+                text += " Summed over the workers."
+            yield kind(name, text, value=value)
 
 
 def metrics_endpoint(

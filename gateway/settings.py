@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 #: The upstream HTTP clients the gateway can use (gateway/transports); the first is the default.
 UPSTREAM_CLIENTS = ("httpx", "aiohttp")
@@ -77,6 +78,13 @@ class Settings:
     compile_operations: bool = True
     # HTTP.
     cors_origins: str = ""  # comma-separated; empty means no cross-origin access
+    # Request headers a browser may send cross-origin: Apollo Client's client awareness,
+    # browser OpenTelemetry's trace context and the usual ones (comma-separated).
+    cors_allow_headers: str = (
+        "Authorization,Content-Type,X-Request-ID,traceparent,tracestate,"
+        "apollographql-client-name,apollographql-client-version"
+    )
+    cors_max_age: int = 600  # seconds a browser may cache a preflight answer
     get_cache_max_age: int = 0  # seconds of `Cache-Control: private, max-age` for GET; 0: no-store
     apq_cache_size: int = 1000
     apq_cache_bytes: int = 16 * 1024 * 1024  # the in-process APQ store's documents
@@ -92,6 +100,7 @@ class Settings:
     response_cache_bytes: int = 64 * 1024 * 1024  # bodies of the in-process response cache
     apq_ttl: int = 86400  # seconds a registered document lives in Redis
     log_format: str = "json"  # json | text
+    log_level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
     tracing: bool = False  # OpenTelemetry spans (needs the `otel` extra)
     readiness_cache_seconds: float = 5.0
     workers: int = 1
@@ -162,6 +171,15 @@ class Settings:
         if self.metrics_port and self.workers > 1:
             # Each worker would bind the port; metrics of several workers go through the API port.
             raise ValueError("metrics_port needs workers=1")
+        _check_upstream_url(self.upstream_url)
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"redis_url must be a redis://, rediss:// or unix:// URL, not {self.redis_url!r}"
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if self.cors_max_age < 0:
+            raise ValueError("cors_max_age must not be negative")
 
     @property
     def production(self) -> bool:
@@ -174,6 +192,10 @@ class Settings:
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def cors_allow_header_list(self) -> list[str]:
+        return [h.strip() for h in self.cors_allow_headers.split(",") if h.strip()]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -188,6 +210,25 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _check_upstream_url(url: str) -> None:
+    """An absolute http(s) URL with a host, so a typo fails at start-up, not on every call."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"upstream_url must be an absolute http(s) URL such as http://oms.example:8000, "
+            f"not {url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"upstream_url must not carry a query or fragment: {url!r}")
 
 
 def _coerce(name: str, annotation: Any, raw: str) -> Any:

@@ -49,23 +49,51 @@ class Tracing:
         return propagate.extract(headers)
 
     @staticmethod
+    def ids(span: Any) -> tuple[str | None, str | None]:
+        """The span's trace and span ids as W3C hex, for the access log."""
+        context = span.get_span_context()
+        if not context.is_valid:
+            return None, None
+        return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+    @staticmethod
     def fail(span: Any, description: str) -> None:
         if span is not None:
             span.set_status(Status(StatusCode.ERROR, description))
 
 
+def tracing_unavailable() -> str | None:
+    """Why tracing cannot run here (the extra is missing), or None; the CLI refuses to start."""
+    try:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError as exc:
+        return f"OMS_TRACING=true needs the otel extra (pip install 'oms-gateway[otel]'): {exc}"
+    return None
+
+
+def tracing_resource() -> Any:
+    """The SDK's resource detection (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), with the
+    gateway's version, and `oms-gateway` as the name only when the environment gives none."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+
+    from gateway.version import VERSION
+
+    resource = Resource.create({SERVICE_VERSION: VERSION})
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "oms-gateway"}))
+    return resource
+
+
 def configure_otlp_exporter() -> Any:
     """A tracer provider exporting over OTLP, configured by the standard OTEL_* variables.
 
-    Returns None when the extra is not installed. Called by the CLI only.
+    Called by the CLI only, after `tracing_unavailable()` said the extra is there.
     """
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    except ImportError:
-        return None
-    provider = TracerProvider(resource=Resource.create({"service.name": "oms-gateway"}))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=tracing_resource())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider

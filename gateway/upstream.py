@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from gateway.errors import (
     MissingCredentials,
     UpstreamBadResponse,
     UpstreamError,
+    UpstreamNotFound,
     UpstreamPageCapped,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -38,6 +40,9 @@ from gateway.transports import (
     TransportTimeout,
     open_transport,
 )
+
+log = logging.getLogger("gateway.upstream")
+readiness_log = logging.getLogger("gateway.readiness")
 
 LIST_PATH = "/api/v1/oms/order_items/"
 SIMPLE_PATH = "/api/v1/oms/order_items/list-simple/"
@@ -97,12 +102,18 @@ class OmsClient:
         policy, breaker = resilience.policy, resilience.breaker
         for attempt in range(1, policy.max_retries + 2):
             if deadline - time.monotonic() <= 0:
-                raise UpstreamTimeout(f"The operation ran out of time before {endpoint}.")
+                raise _failed(
+                    UpstreamTimeout(f"The operation ran out of time before {endpoint}."),
+                    attempt - 1, "deadline",
+                )  # fmt: skip
             permit = breaker.allow()
             if permit is None:
-                raise UpstreamUnavailable(
-                    "The OMS API is failing; calls are paused for a moment (circuit open)."
-                )
+                raise _failed(
+                    UpstreamUnavailable(
+                        "The OMS API is failing; calls are paused for a moment (circuit open)."
+                    ),
+                    attempt - 1, "circuit_open",
+                )  # fmt: skip
             probe = permit is Permit.PROBE
             delay: float | None = None
             if attempt > 1:
@@ -113,16 +124,17 @@ class OmsClient:
                 # The gateway's own cap, not the upstream, ran out of room: no verdict on it.
                 if probe:
                     breaker.release_probe()
-                raise error_for_transport(exc, endpoint) from exc
+                raise _failed(error_for_transport(exc, endpoint), attempt, "no_slot") from exc
             except TransportFailure as exc:
                 verdicts.record(breaker, False, probe=probe)
+                error: UpstreamError = _failed(error_for_transport(exc, endpoint), attempt, exc)
                 if attempt > policy.max_retries or not exc.retryable:
-                    raise error_for_transport(exc, endpoint) from exc
-                error: UpstreamError = error_for_transport(exc, endpoint)
+                    raise error from exc
             except BodyRefused as exc:
                 # An answer came, as with undecodable JSON: the upstream is up, the body is bad.
                 verdicts.record(breaker, True, probe=probe)
-                raise UpstreamBadResponse(f"The OMS API sent {endpoint} with {exc}.") from None
+                bad = UpstreamBadResponse(f"The OMS API sent {endpoint} with {exc}.")
+                raise _failed(bad, attempt, "body_refused") from None
             except BaseException:
                 if probe:
                     breaker.release_probe()
@@ -131,8 +143,11 @@ class OmsClient:
                 status = reply.status
                 verdicts.record(breaker, status < 500, probe=probe, key=key)
                 if status == 200:
-                    return _decode(reply, endpoint)
-                error = error_for_status(status, endpoint)
+                    try:
+                        return _decode(reply, endpoint)
+                    except UpstreamBadResponse as bad:
+                        raise _failed(bad, attempt, "bad_response")  # noqa: B904 -- same error
+                error = _failed(error_for_status(status, endpoint), attempt, status)
                 if attempt > policy.max_retries or status not in RETRYABLE_STATUSES:
                     raise error
                 delay = retry_after_seconds(reply.headers.get("retry-after"))
@@ -155,7 +170,13 @@ class OmsClient:
                     connect_timeout=timeout,
                     read_timeout=timeout,
                 )
-        except (TransportFailure, BodyRefused, TimeoutError):
+        except (TransportFailure, BodyRefused, TimeoutError) as exc:
+            # The cause, once per probe (the app caches probes): the endpoint template and the
+            # exception class, never a URL with credentials in it.
+            readiness_log.warning(
+                "readiness probe failed: %s %s", LIST_PATH, type(exc).__name__,
+                extra={"endpoint": LIST_PATH, "cause": type(exc).__name__},
+            )  # fmt: skip
             return False
         return True
 
@@ -225,6 +246,13 @@ class OmsClient:
             slots.release()
 
 
+def _failed(error: UpstreamError, attempts: int, cause: object) -> UpstreamError:
+    """Note on the error what the log line needs: attempts made and the status or exception."""
+    error.attempts = attempts
+    error.cause = cause if isinstance(cause, str | int) else type(cause).__name__
+    return error
+
+
 @dataclass(slots=True)
 class UpstreamSession:
     """The upstream as one operation sees it: its credentials, deadline and the calls it made."""
@@ -235,6 +263,11 @@ class UpstreamSession:
     request_id: str | None = None
     calls: dict[str, int] = field(default_factory=dict)
     verdicts: Verdicts = field(default_factory=Verdicts)  # this operation's word to the breaker
+    # Seconds during which at least one upstream call was in flight (overlaps counted once).
+    upstream_wait: float = 0.0
+    _in_flight: int = 0
+    _busy_since: float = 0.0
+    _logged: set[tuple[str, str]] = field(default_factory=set)
 
     async def list_page(
         self, kind: ListKind, *, limit: int, page: int, order_number: str | None
@@ -246,7 +279,10 @@ class UpstreamSession:
         # A filter is free text from the client: an upstream error for one value counts once.
         key = None if order_number is None else f"order_number={order_number}"
         body = await self._get(path, path, params, key)
-        result = _parse_page(body, nested=kind == "full", endpoint=path)
+        try:
+            result = _parse_page(body, nested=kind == "full", endpoint=path)
+        except UpstreamBadResponse as error:
+            raise self._bad(path, error)  # noqa: B904 -- the same exception, now logged
         expected = max(0, min(limit, result.count - (page - 1) * limit))
         served = len(result.results)
         if 0 < served < expected:
@@ -255,15 +291,19 @@ class UpstreamSession:
             raise UpstreamPageCapped(path, limit=limit, page=page, served=served)
         if served != expected:
             # More than asked, or nothing where items exist: slicing would drop or repeat items.
-            raise UpstreamBadResponse(
-                f"The OMS API sent {served} items for a page of {limit} from {path}."
+            raise self._bad(
+                path,
+                UpstreamBadResponse(
+                    f"The OMS API sent {served} items for a page of {limit} from {path}."
+                ),
             )
         return result
 
     async def detail(self, item_id: int) -> Item:
         body = await self._get(DETAIL_PATH.format(id=item_id), DETAIL_PATH, None)
         if not _is_item(body, nested=True) or body["id"] != item_id:
-            raise UpstreamBadResponse(f"The OMS API sent a mis-shaped item for {DETAIL_PATH}.")
+            error = UpstreamBadResponse(f"The OMS API sent a mis-shaped item for {DETAIL_PATH}.")
+            raise self._bad(DETAIL_PATH, error)
         item: Item = body
         return item
 
@@ -281,9 +321,45 @@ class UpstreamSession:
         headers = {"Authorization": self.authorization}
         if self.request_id:
             headers["X-Request-ID"] = self.request_id
-        return await self.client.get_json(
-            url, endpoint, params, headers, self.deadline, self.verdicts, key
-        )
+        if self._in_flight == 0:
+            self._busy_since = time.perf_counter()
+        self._in_flight += 1
+        try:
+            return await self.client.get_json(
+                url, endpoint, params, headers, self.deadline, self.verdicts, key
+            )
+        except UpstreamError as error:
+            self._log_failure(endpoint, error)
+            raise
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self.upstream_wait += time.perf_counter() - self._busy_since
+
+    def _bad(self, endpoint: str, error: UpstreamBadResponse) -> UpstreamBadResponse:
+        """A body that arrived but broke the contract: logged like any other failure."""
+        error.cause = "bad_response"
+        error.attempts = max(error.attempts, 1)  # at least the one that brought the body
+        self._log_failure(endpoint, error)
+        return error
+
+    def _log_failure(self, endpoint: str, error: UpstreamError) -> None:
+        """One WARNING per endpoint and cause per operation: a hundred failing ids that fail
+        the same way are one line. Never the token, the URL's values or a body."""
+        if isinstance(error, UpstreamNotFound):
+            return  # a missing item is data, not a failure
+        key = (endpoint, str(error.cause))
+        if key in self._logged:
+            return
+        self._logged.add(key)
+        log.warning(
+            "upstream call failed: %s %s after %s attempt(s) -> %s",
+            endpoint, error.cause, error.attempts, error.code,
+            extra={
+                "request_id": self.request_id, "endpoint": endpoint, "cause": error.cause,
+                "attempts": error.attempts, "code": error.code,
+            },
+        )  # fmt: skip
 
 
 def _decode(reply: Reply, endpoint: str) -> Any:

@@ -28,6 +28,21 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
+EXAMPLE_FITS = """() => {
+  const cm = document.querySelector(".graphiql-query-editor .CodeMirror").CodeMirror;
+  const info = cm.getScrollInfo();
+  return info.width <= info.clientWidth;
+}"""
+
+
+def widths(page) -> tuple[float, float]:
+    """The rendered widths of the operation editor and of the result pane."""
+    return tuple(
+        page.locator(selector).bounding_box()["width"]
+        for selector in (".graphiql-editors", ".graphiql-response")
+    )
+
+
 def _sync_api() -> ModuleType:
     """Playwright's sync API; a skip (a failure under CI, which must run this) if it cannot run."""
     missing = []
@@ -96,10 +111,14 @@ def test_graphiql_runs_the_example_with_only_the_gateway_reachable(
             assert response is not None and response.status == 200
             assert "script-src 'self'" in response.headers["content-security-policy"]
 
-            # What a developer sees first: the example, the explorer, the demo's headers.
+            # What a developer sees first: the example, the demo's headers, and the explorer
+            # closed, so the operation has the room (at 1440 px, without a horizontal scroll).
             expect(page.locator(".graphiql-query-editor")).to_contain_text("nested: orderItems")
-            expect(page.locator(".graphiql-explorer-root")).to_contain_text("orderItemsByIds")
             expect(page.locator(".graphiql-editor-tool")).to_contain_text(f"Token {DEMO_TOKEN}")
+            expect(page.locator(".graphiql-explorer-root")).to_have_count(0)
+            editor, response_pane = widths(page)
+            assert editor >= response_pane and editor > 600, (editor, response_pane)
+            assert page.evaluate(EXAMPLE_FITS), "the example operation is clipped"
 
             page.locator(".graphiql-execute-button").click()
             result = page.locator(".graphiql-response")
@@ -107,7 +126,25 @@ def test_graphiql_runs_the_example_with_only_the_gateway_reachable(
             for text in ("Urun8", "599.99"):
                 expect(result).to_contain_text(text)
             ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "graphiql.png"))
+            page.screenshot(path=str(ARTIFACTS / "graphiql.png"))  # 1440 px wide
+
+            # One click opens the explorer; the editor still gets at least the result's width,
+            # also when the divider is dragged toward it.
+            page.get_by_role("button", name="Show GraphiQL Explorer").click()
+            expect(page.locator(".graphiql-explorer-root")).to_contain_text("orderItemsByIds")
+            editor, response_pane = widths(page)
+            assert editor >= response_pane, (editor, response_pane)
+            bar = page.locator(".graphiql-response").locator("xpath=preceding-sibling::div[1]")
+            box = bar.bounding_box()
+            assert box is not None
+            page.mouse.move(box["x"] + 4, box["y"] + 100)
+            page.mouse.down()
+            page.mouse.move(box["x"] - 300, box["y"] + 100, steps=10)
+            page.mouse.up()
+            editor, response_pane = widths(page)
+            assert editor >= response_pane, (editor, response_pane)
+            page.screenshot(path=str(ARTIFACTS / "graphiql-explorer.png"))
+            page.get_by_role("button", name="Hide GraphiQL Explorer").click()
 
             assert operations, "GraphiQL sent no operation"
             assert operations[-1].all_headers().get("authorization") == f"Token {DEMO_TOKEN}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -39,3 +40,50 @@ def test_demo_command_serves_graphiql_and_data():
         output, _ = proc.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}/graphql" in output
     assert "query Example" in output
+
+
+def test_demo_prints_a_working_curl_command_and_stops_on_ctrl_c_with_one_line():
+    import shlex
+    import shutil
+    import signal
+
+    port = free_port()
+    script = Path(sys.executable).parent / "oms-gateway"
+    proc = subprocess.Popen(
+        [script, "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        lines = []
+        while not any(line.startswith("curl ") for line in lines):
+            line = proc.stdout.readline()
+            assert line, "the demo printed no curl command"
+            lines.append(line.strip())
+        curl = shlex.split(lines[-1])
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "demo did not start"
+                time.sleep(0.1)
+        if shutil.which("curl"):
+            env = {"PATH": "/usr/bin:/bin", "NO_PROXY": "*"}
+            answer = subprocess.run(curl, capture_output=True, text=True, timeout=30, env=env)
+            body = answer.stdout
+        else:  # replay the printed command's URL, header and body
+            url, data = curl[2], curl[curl.index("-d") + 1]
+            body = httpx.post(url, content=data, headers={"content-type": "application/json"}).text
+        assert (
+            json.loads(body)
+            == {"data": {"orderItem": {"price": "599.99", "state": {"name": "Onaylandı"}}}}
+            or json.loads(body)["data"]["orderItem"]["price"] == "599.99"
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert "Traceback" not in out + err
+    assert err.strip().splitlines() == ["oms-gateway: stopped (interrupted)"]

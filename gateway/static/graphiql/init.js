@@ -43,21 +43,6 @@
     };
   }
 
-  // GraphiQL 4.1 starts with the plugin pane hidden even when given visiblePlugin, so open the
-  // explorer the way a user would, once its sidebar button and the query editor exist.
-  function openExplorer(attempts) {
-    const button = document.querySelector('.graphiql-sidebar button[aria-label="Show GraphiQL Explorer"]');
-    const editor = document.querySelector(".graphiql-query-editor .CodeMirror");
-    if (button && editor && editor.CodeMirror) {
-      // The explorer's argument inputs take the focus when they mount unless an editor has it:
-      // keep it in the query editor, where Ctrl+Enter runs the example.
-      editor.CodeMirror.focus();
-      button.click();
-    } else if (attempts > 0) {
-      window.requestAnimationFrame(() => openExplorer(attempts - 1));
-    }
-  }
-
   // The page is served by the GraphQL endpoint itself, so operations go to the same URL.
   const url = window.location.origin + window.location.pathname;
   const props = {
@@ -74,5 +59,4 @@
   };
   const root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(React.createElement(GraphiQL, props));
-  openExplorer(300);
 })();

@@ -1,0 +1,162 @@
+"""The README's tables against the code: every setting and every error code has its row."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
+import gateway.errors
+from gateway.cli import INTERNAL_SETTINGS, describe_default, flag
+from gateway.settings import ENV_VARS, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+SOURCES = [ROOT / "gateway", ROOT / "resolvers", ROOT / "schema"]
+# Upper-case string constants in the code that are not error codes.
+NOT_CODES = frozenset(
+    {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CLIENT", "SERVER", "INTERNAL",
+     "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "TEXT", "OTHER"}
+)  # fmt: skip
+NOT_CODE_PREFIXES = ("OMS_", "OTEL_", "PROMETHEUS_")
+_CODE = re.compile(r"[A-Z]{4,}(_[A-Z0-9]+)*")
+_NUMBER = re.compile(r"-?\d[\d_,]*(?:\.\d+)?")
+
+
+def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Every Markdown table: its header cells and its rows' cells (stripped)."""
+    found: list[tuple[list[str], list[list[str]]]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if (
+            lines[i].startswith("|")
+            and i + 1 < len(lines)
+            and re.match(r"\|[-:| ]+\|$", lines[i + 1])
+        ):
+            header = _cells(lines[i])
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(_cells(lines[i]))
+                i += 1
+            found.append((header, rows))
+        else:
+            i += 1
+    return found
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _default_matches(cell: str, value: object) -> bool:
+    text = cell.replace("`", "").strip().lower()
+    expected = describe_default(value).lower()
+    if expected == "none":
+        return text.startswith(("none", "empty", "unset"))
+    if isinstance(value, bool):
+        return text.split()[0] == expected
+    if isinstance(value, int | float):
+        numbers = _NUMBER.findall(text)
+        return bool(numbers) and float(numbers[0].replace("_", "").replace(",", "")) == value
+    return text.split()[0] == expected
+
+
+def settings_rows() -> dict[str, tuple[list[str], list[str]]]:
+    """Setting name -> (header, row), from any table whose first column names settings."""
+    rows = {}
+    for header, body in tables(README):
+        if not header or header[0].lower() != "setting":
+            continue
+        for row in body:
+            for name in re.findall(r"`([a-z_]+)`", row[0]):
+                rows.setdefault(name, (header, row))
+    return rows
+
+
+def test_every_setting_has_a_readme_row_with_its_variable_and_default():
+    rows = settings_rows()
+    problems = []
+    for f in dataclasses.fields(Settings):
+        if f.name in INTERNAL_SETTINGS:
+            continue
+        default = describe_default(f.default)
+        hint = f"| `{f.name}` | `{ENV_VARS[f.name]}` | `{flag(f.name)}` | `{default}` | ... |"
+        if f.name not in rows:
+            problems.append(f"{f.name}: no row in the README's settings table; add {hint}")
+            continue
+        header, row = rows[f.name]
+        if ENV_VARS[f.name] not in " ".join(row):
+            problems.append(f"{f.name}: its row does not name {ENV_VARS[f.name]}; expected {hint}")
+        column = header.index("default") if "default" in header else None
+        if column is None or column >= len(row) or not _default_matches(row[column], f.default):
+            problems.append(f"{f.name}: its row's default is not {default}; expected {hint}")
+    assert not problems, "README settings table is out of date:\n" + "\n".join(problems)
+
+
+def test_no_readme_row_names_a_setting_that_does_not_exist():
+    names = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(settings_rows()) - names)
+    assert not unknown, f"README settings rows for settings that do not exist: {unknown}"
+
+
+def code_literals() -> dict[str, str]:
+    """Error codes the code can emit: each leaf's `code` in gateway/errors.py, and every
+    upper-case string constant in the packages (code -> where it was first seen)."""
+    found: dict[str, str] = {}
+    for cls in vars(gateway.errors).values():
+        if isinstance(cls, type) and issubclass(cls, gateway.errors.GatewayError):
+            found.setdefault(cls.code, f"gateway/errors.py {cls.__name__}")
+    for root in SOURCES:
+        for path in sorted(root.rglob("*.py")):
+            if "fake_upstream" in path.parts:
+                continue  # the fake OMS's own words, not the gateway's
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                    continue
+                value = node.value
+                if not _CODE.fullmatch(value) or value in NOT_CODES:
+                    continue
+                if value.startswith(NOT_CODE_PREFIXES):
+                    continue
+                found.setdefault(value, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def readme_codes() -> set[str]:
+    codes: set[str] = set()
+    for header, body in tables(README):
+        if header and header[0].lower() == "code":
+            for row in body:
+                codes.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", row[0]))
+    return codes
+
+
+def test_every_error_code_has_a_readme_row():
+    documented = readme_codes()
+    missing = {code: where for code, where in code_literals().items() if code not in documented}
+    assert not missing, (
+        "error codes missing from the README's error table (`| code | when |` under Errors); "
+        "add a row for each, or, if the constant is not an error code, add it to NOT_CODES in "
+        "tests/test_readme.py:\n" + "\n".join(f"{c} ({w})" for c, w in sorted(missing.items()))
+    )
+
+
+def test_the_table_parsers_can_fail():
+    # The checks above are only as good as their parsing: a table without a row must be seen.
+    text = "| setting | env | default |\n|---|---|---|\n| `port` | `OMS_PORT` | `8000` |\n"
+    assert [row[0] for _, rows in tables(text) for row in rows] == ["`port`"]
+    assert _default_matches("`8000`", 8000) and not _default_matches("`8001`", 8000)
+    assert _default_matches("none", "") and not _default_matches("`json`", "text")
+    assert _default_matches("`2.0` s", 2.0) and _default_matches("`true`", True)
+    assert "OVERLOADED" in code_literals() and "GET" not in code_literals()
+
+
+def test_the_changelog_leads_with_the_package_version():
+    from importlib.metadata import version
+
+    releases = re.findall(r"^## \[?(\d+\.\d+\.\d+)\]? - \d{4}-\d{2}-\d{2}$",
+                          (ROOT / "CHANGELOG.md").read_text(), re.M)  # fmt: skip
+    assert releases and releases[0] == version("oms-gateway")
