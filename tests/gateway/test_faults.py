@@ -91,7 +91,7 @@ def test_fault_gets_its_code_in_bounded_time_then_recovers(make_gateway, upstrea
     assert error["extensions"]["code"] == code
     assert error["extensions"].get("upstreamStatus") == status
     assert upstream.calls(ENDPOINT[query]) == attempts
-    assert seconds < bound
+    assert seconds < bound + 1.0  # slack for a busy CI machine; a hang takes the 12 s timeout
     if faults.retry_after == "1":
         assert seconds >= 2.0  # two retries, each after the one second the upstream asked for
     text = response.text

@@ -213,7 +213,7 @@ def test_fragment_bomb_is_refused_at_once(gateway, upstream, where):
     assert len(query) < 800
     started = time.perf_counter()
     errors = refused(gateway, upstream, query)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 3.0  # was 6 to 18 s; slack for a busy CI machine
     assert codes(errors) == ["SELECTION_LIMIT"]
     assert errors[0]["extensions"]["found"] > 10_000  # the walk stops once past the limit
 
@@ -238,7 +238,7 @@ def test_the_gateway_stays_responsive_during_a_fragment_bomb(make_gateway, upstr
     try:
         started = time.perf_counter()
         assert gw.data(DETAIL) == {"orderItem": {"id": "1"}}
-        assert time.perf_counter() - started < 1.0
+        assert time.perf_counter() - started < 3.0  # was 6 to 18 s; slack for a busy CI machine
     finally:
         thread.join(timeout=30)
     assert not thread.is_alive()

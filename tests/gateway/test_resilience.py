@@ -116,7 +116,7 @@ def test_twenty_percent_503s_become_over_99_percent_success(make_gateway, upstre
         f"p99 {p99 * 1000:.0f} ms, wall {wall:.2f} s"
     )
     assert success > 0.99
-    assert p99 < 1.0
+    assert p99 < 2.0  # a bound against hangs, with slack for a busy CI machine
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ def test_retries_stop_at_the_operation_deadline(make_gateway, upstream):
         {"code": "UPSTREAM_ERROR", "upstreamStatus": 503},
         {"code": "UPSTREAM_TIMEOUT"},
     )
-    assert 0.4 <= seconds < 1.0
+    assert 0.4 <= seconds < 1.5  # slack for a busy CI machine
     assert 3 <= upstream.calls("detail") < 100
 
 
@@ -199,7 +199,7 @@ def test_a_hang_is_cut_at_the_operation_deadline(make_gateway, upstream):
     upstream.fake.faults = Faults(kind="hang", hang=2.0)
     response, seconds = timed(gateway, DETAIL)
     assert error_of(response)["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
-    assert 0.45 <= seconds < 1.0
+    assert 0.45 <= seconds < 1.5  # the hang is 2 s; slack for a busy CI machine
     assert upstream.calls("detail") == 1
 
 
