@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Self
 
 import brotli
 
@@ -66,6 +66,21 @@ class ConnectionFailed(TransportFailure):
 class BodyRefused(Exception):
     """The body broke a bound (size on the wire, decoded size, encoding); the connection was
     dropped rather than read to its end. The message says which bound, never the body."""
+
+
+class ClosesOnExit:
+    """`async with transport:` closes it; each transport defines only `aclose`."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 class Transport(Protocol):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 
 import aiohttp
 
@@ -11,6 +10,7 @@ from gateway.settings import Settings
 from gateway.transports import (
     ACCEPT_ENCODING,
     BoundedBody,
+    ClosesOnExit,
     ConnectionFailed,
     Params,
     Reply,
@@ -19,7 +19,7 @@ from gateway.transports import (
 )
 
 
-class AiohttpTransport:
+class AiohttpTransport(ClosesOnExit):
     """One `aiohttp.ClientSession` for the app's lifetime; build it inside the running loop."""
 
     def __init__(self, settings: Settings) -> None:
@@ -92,14 +92,6 @@ class AiohttpTransport:
 
     async def aclose(self) -> None:
         await self.session.close()
-
-    async def __aenter__(self) -> AiohttpTransport:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def _failure(exc: aiohttp.ClientError) -> TransportFailure:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.cookiejar
 from collections.abc import Mapping
-from types import TracebackType
 
 import httpx
 
@@ -12,6 +11,7 @@ from gateway.settings import Settings
 from gateway.transports import (
     ACCEPT_ENCODING,
     BoundedBody,
+    ClosesOnExit,
     ConnectionFailed,
     Params,
     Reply,
@@ -27,7 +27,7 @@ _RETRYABLE = (
 )  # fmt: skip
 
 
-class HttpxTransport:
+class HttpxTransport(ClosesOnExit):
     """Requests are built here rather than by `client.get`: merging the client's defaults per
     call was about a sixth of an upstream call's CPU (bench/, profile)."""
 
@@ -99,14 +99,6 @@ class HttpxTransport:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-    async def __aenter__(self) -> HttpxTransport:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def _failure(exc: httpx.TransportError) -> TransportFailure:
