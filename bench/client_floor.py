@@ -16,7 +16,7 @@ import time
 import orjson
 
 from gateway.settings import Settings
-from gateway.transports import open_transport
+from gateway.upstream.transports import open_transport
 
 
 async def floor(base_url: str, path: str, token: str, calls: int) -> float:
@@ -24,7 +24,7 @@ async def floor(base_url: str, path: str, token: str, calls: int) -> float:
     client = os.environ.get("OMS_UPSTREAM_CLIENT", Settings().upstream_client)
     settings = Settings(upstream_url=base_url, upstream_client=client)
     async with open_transport(settings) as transport:
-        # Sent the way gateway/upstream.py sends its requests.
+        # Sent the way gateway/upstream/client.py sends its requests.
         headers = {"Authorization": f"Token {token}"}
 
         async def once() -> None:

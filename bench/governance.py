@@ -295,11 +295,11 @@ def admitted(count: int) -> dict[str, tuple[bool, dict[str, str], Callable[[int]
 
 def memory() -> str:
     """What a cached document keeps, by tracemalloc, in-process: the document cache's estimates
-    (gateway/execution.py) come from these figures."""
+    (gateway/execution/executor.py) come from these figures."""
     import gc
     import tracemalloc
 
-    from gateway.execution import Executor, Prepared
+    from gateway.execution.executor import Executor, Prepared
     from gateway.settings import Settings
     from schema import make_schema
 

@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from gateway.settings import Settings
-from gateway.transports import Transport, open_transport
+from gateway.upstream.transports import Transport, open_transport
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -21,11 +21,11 @@ from typing import Any
 import orjson
 import uvicorn
 
-from gateway.logs import configure_logging
-from gateway.server import GatewayConfig, make_server
+from gateway.observability.logs import configure_logging
+from gateway.observability.tracing import tracing_unavailable
+from gateway.observability.version import VERSION
+from gateway.server.protocol import GatewayConfig, make_server
 from gateway.settings import ENV_VARS, LOG_LEVELS, Secret, Settings
-from gateway.tracing import tracing_unavailable
-from gateway.version import VERSION
 
 DEMO_UPSTREAM_PORT_OFFSET = 1
 log = logging.getLogger("gateway")
@@ -158,9 +158,9 @@ def _curl_command(url: str) -> str:
 
 
 def _run_demo(host: str, port: int) -> None:
-    from gateway.app import create_app
     from gateway.fake_upstream.app import DEMO_TOKEN, create_fake_app
-    from gateway.graphiql import EXAMPLE_QUERY
+    from gateway.server.app import create_app
+    from gateway.server.graphiql import EXAMPLE_QUERY
 
     upstream_port = _free_port("127.0.0.1")
     settings = Settings(
@@ -198,8 +198,8 @@ _SETTINGS_FOR_WORKERS = "OMS_GATEWAY_RESOLVED_SETTINGS"
 
 
 def _build_app(settings: Settings) -> Any:
-    from gateway.app import create_app
-    from gateway.tracing import configure_otlp_exporter
+    from gateway.observability.tracing import configure_otlp_exporter
+    from gateway.server.app import create_app
 
     configure_logging(settings.log_format, settings.log_level)
     provider = configure_otlp_exporter() if settings.tracing else None
@@ -214,7 +214,7 @@ def worker_app() -> Any:
 
 def _serve_one(settings: Settings) -> None:
     """One process: the gateway, and its metrics listener when `metrics_port` is set."""
-    from gateway.app import create_metrics_app
+    from gateway.server.app import create_metrics_app
 
     app = _build_app(settings)
     gateway = make_server(app, settings, log_config=None)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.transports import TransportFailure, TransportTimeout
+from gateway.upstream.transports import TransportFailure, TransportTimeout
 
 # Refusals answered before GraphQL runs (gateway/server.py, gateway/guards.py, shedding.py).
 OVERLOADED = "OVERLOADED"  # 503: at capacity

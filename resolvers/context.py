@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import strawberry
 
 from gateway.settings import Settings
-from gateway.upstream import UpstreamSession
+from gateway.upstream.client import UpstreamSession
 from resolvers.loaders import Loaders
 from resolvers.pagination import PageCap
 

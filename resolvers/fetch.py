@@ -14,7 +14,7 @@ from gateway.errors import (
     UpstreamNotFound,
     UpstreamPageCapped,
 )
-from gateway.upstream import Item, ListKind, Page
+from gateway.upstream.client import Item, ListKind, Page
 from resolvers.loaders import Loaders, PageKey
 from resolvers.pagination import COUNT_PLAN, PageCap, PagePlan, Window, encode_cursor, plan_pages
 

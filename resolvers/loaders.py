@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from aiodataloader import DataLoader
 
 from gateway.errors import UpstreamNotFound
-from gateway.upstream import Item, ListKind, Page, UpstreamSession
+from gateway.upstream.client import Item, ListKind, Page, UpstreamSession
 
 
 class PageKey(NamedTuple):

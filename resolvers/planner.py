@@ -18,7 +18,7 @@ from graphql import (
 
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
-from gateway.upstream import ListKind
+from gateway.upstream.client import ListKind
 from resolvers.context import Context
 from resolvers.fetch import Connection, ListRequest, fetch_connection
 from resolvers.pagination import COUNT_PLAN, plan_pages, probe_plan, resolve_window

@@ -10,7 +10,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from gateway.settings import Settings
 from resolvers.planner import MAX_ORDER_NUMBER_LENGTH
-from resolvers.query import Query
+from schema.query import Query
 from schema.scalars import SCALAR_MAP
 
 
@@ -22,7 +22,7 @@ def read_field(source: Any, name: str) -> Any:
 
 
 def make_schema(settings: Settings | None = None) -> strawberry.Schema:
-    """The schema; the gateway executes it with graphql-core directly (gateway/execution.py).
+    """The schema; the gateway executes it with graphql-core directly (gateway/execution/).
 
     Root field and argument descriptions state the limits of `settings` (the defaults for the
     exported SDL), so a client reads in the schema what the gateway enforces.

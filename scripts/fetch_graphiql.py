@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Vendor GraphiQL's pinned npm builds into gateway/static/graphiql/vendor (needs only npm)."""
+"""Vendor GraphiQL's pinned npm builds into gateway/server/static/graphiql/vendor (needs npm)."""
 
 # Run by hand when bumping a version, then commit the result: the gateway serves the committed
 # files, so a fresh machine with only Python needs nothing from npm or a CDN.
@@ -18,7 +18,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-VENDOR = Path(__file__).resolve().parent.parent / "gateway" / "static" / "graphiql" / "vendor"
+VENDOR = (
+    Path(__file__).resolve().parent.parent / "gateway" / "server" / "static" / "graphiql" / "vendor"
+)
 
 # graphiql 4.1.2 is the last release line with a prebuilt UMD bundle (5.x is ESM + Monaco and
 # needs a bundler); react 18.3.1 is the last React with UMD builds; plugin-explorer 4.0.6 is the

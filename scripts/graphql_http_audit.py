@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.app import create_app  # noqa: E402
 from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, create_fake_app  # noqa: E402
+from gateway.server.app import create_app  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from tests.conftest import serve  # noqa: E402
 

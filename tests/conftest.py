@@ -14,9 +14,9 @@ import httpx
 import pytest
 import uvicorn
 
-from gateway.app import create_app
 from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, create_fake_app
-from gateway.server import make_server
+from gateway.server.app import create_app
+from gateway.server.protocol import make_server
 from gateway.settings import UPSTREAM_CLIENTS, Settings
 
 AUTH = {"Authorization": f"Token {DEMO_TOKEN}"}

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.app import create_app
 from gateway.cli import _parser, _settings_from
+from gateway.observability.version import VERSION
+from gateway.server.app import create_app
 from gateway.settings import ENV_VARS, Settings
-from gateway.version import VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 from gateway.fake_upstream.app import DEMO_TOKEN
-from gateway.graphiql import EXAMPLE_QUERY, STATIC_DIR, json_for_script
+from gateway.server.graphiql import EXAMPLE_QUERY, STATIC_DIR, json_for_script
 
 HTML = {"Accept": "text/html"}
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -21,14 +21,14 @@ import pytest
 from graphql import DocumentNode, get_introspection_query, parse
 
 from gateway.errors import UpstreamBadResponse
-from gateway.execution import Executor, Failure
+from gateway.execution.executor import Executor, Failure
+from gateway.execution.limits import DocumentWalk, Limits, OverLimit
 from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.fake_upstream.data import make_items
-from gateway.limits import DocumentWalk, Limits, OverLimit
-from gateway.response_cache import MemoryResponseCache
+from gateway.server.response_cache import MemoryResponseCache
 from gateway.settings import Settings
-from gateway.transports.httpx_transport import HttpxTransport
-from gateway.upstream import OmsClient, UpstreamSession
+from gateway.upstream.client import OmsClient, UpstreamSession
+from gateway.upstream.transports.httpx_transport import HttpxTransport
 from schema import make_schema
 from tests.conftest import AUTH, serve
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.fake_upstream.app import Faults
-from gateway.resilience import BreakerState, CircuitBreaker, Verdicts
+from gateway.upstream.resilience import BreakerState, CircuitBreaker, Verdicts
 
 BREAKER = dict(
     breaker_min_calls=4,

@@ -15,13 +15,13 @@ import pytest
 from graphql import GraphQLSchema
 from starlette.responses import Response
 
-from gateway.compiled import CompiledOperation
-from gateway.execution import Executor, RequestError
+from gateway.execution.compiled import CompiledOperation
+from gateway.execution.executor import Executor, RequestError
+from gateway.execution.graphql_errors import client_error
 from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.fake_upstream.data import make_items
-from gateway.graphql_errors import client_error
 from gateway.settings import Settings
-from gateway.upstream import OmsClient, UpstreamSession, open_http_client
+from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from schema import make_schema

@@ -12,9 +12,9 @@ from graphql import get_named_type, is_object_type
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway.execution import Executor
+from gateway.execution.executor import Executor
 from gateway.fake_upstream.app import FakeOms, create_fake_app
-from gateway.upstream import OmsClient
+from gateway.upstream.client import OmsClient
 from resolvers.pagination import encode_cursor
 from schema import make_schema
 from tests.conftest import serve

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gateway.fake_upstream.app import DEMO_TOKEN, Faults
-from gateway.logs import JsonFormatter
+from gateway.observability.logs import JsonFormatter
 from tests.conftest import AUTH
 
 # Run the tests that use `make_gateway` once per upstream transport (tests/conftest.py).

@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.app import create_app
 from gateway.fake_upstream.app import DEMO_TOKEN, Faults
-from gateway.logs import JsonFormatter
+from gateway.observability.logs import JsonFormatter
+from gateway.server.app import create_app
 from gateway.settings import Settings
 from tests.conftest import AUTH, Gateway, free_port, serve
 
@@ -198,7 +198,7 @@ import sys
 sys.modules["opentelemetry"] = None  # as if the extra were not installed
 import httpx
 from tests.conftest import serve, AUTH
-from gateway.app import create_app
+from gateway.server.app import create_app
 from gateway.settings import Settings
 with serve(create_app(Settings(upstream_url={upstream.url!r}, tracing=True))) as url:
     r = httpx.post(url + "/graphql", json={{"query": "{{ orderItem(id: 1) {{ price }} }}"}}, headers=AUTH)
@@ -211,7 +211,7 @@ with serve(create_app(Settings(upstream_url={upstream.url!r}, tracing=True))) as
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_log_formats(fmt, capsys):
-    from gateway.logs import configure_logging
+    from gateway.observability.logs import configure_logging
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

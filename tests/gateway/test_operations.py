@@ -151,8 +151,8 @@ def test_tracing_without_the_extra_stops_serve_at_start_up():
 
 
 def test_tracing_resource_honours_the_otel_variables(monkeypatch):
-    from gateway.tracing import tracing_resource
-    from gateway.version import VERSION
+    from gateway.observability.tracing import tracing_resource
+    from gateway.observability.version import VERSION
 
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
@@ -374,7 +374,7 @@ def total(families: dict, name: str, suffix: str = "_total", **labels: str) -> f
 
 
 def test_the_same_families_with_one_worker_and_with_two(upstream, tmp_path):
-    from gateway.version import PYTHON, VERSION
+    from gateway.observability.version import PYTHON, VERSION
 
     shapes = {}
     for workers in (1, 2):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gateway.app import create_app
+from gateway.server.app import create_app
 from gateway.settings import Settings
 from tests.conftest import AUTH
 

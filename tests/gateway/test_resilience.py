@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway.fake_upstream.app import Faults
-from gateway.resilience import (
+from gateway.upstream.resilience import (
     BreakerState,
     CircuitBreaker,
     Permit,

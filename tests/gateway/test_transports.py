@@ -6,9 +6,9 @@ import pytest
 
 from gateway.fake_upstream.app import Faults
 from gateway.settings import UPSTREAM_CLIENTS, Settings
-from gateway.transports import open_transport
-from gateway.transports.aiohttp_transport import AiohttpTransport
-from gateway.transports.httpx_transport import HttpxTransport
+from gateway.upstream.transports import open_transport
+from gateway.upstream.transports.aiohttp_transport import AiohttpTransport
+from gateway.upstream.transports.httpx_transport import HttpxTransport
 from tests.conftest import free_port
 from tests.gateway.test_observability import metrics_text, sample
 

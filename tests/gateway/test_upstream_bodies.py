@@ -18,7 +18,7 @@ import pytest
 
 from gateway.fake_upstream.app import Faults
 from gateway.settings import Settings
-from gateway.transports import BodyRefused, BoundedBody
+from gateway.upstream.transports import BodyRefused, BoundedBody
 from tests.conftest import AUTH
 
 EACH_UPSTREAM_CLIENT = True

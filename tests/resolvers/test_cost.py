@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
-from gateway.execution import Executor, RequestError
+from gateway.execution.executor import Executor, RequestError
 from gateway.fake_upstream.app import FakeOms, create_fake_app
-from gateway.upstream import OmsClient, UpstreamSession
+from gateway.upstream.client import OmsClient, UpstreamSession
 from resolvers.context import Context
 from resolvers.cost import Cost, operation_cost
 from resolvers.loaders import Loaders, PageKey

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.fake_upstream.app import BASE, FakeOms, Faults, create_fake_app
+from gateway.server.app import create_app
 from gateway.settings import Settings
 from resolvers.pagination import encode_cursor
 from tests.conftest import AUTH, Gateway, Upstream, serve

@@ -22,17 +22,17 @@ from gateway.errors import (
     error_for_status,
     error_for_transport,
 )
-from gateway.metrics import Metrics
-from gateway.resilience import (
+from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import Tracing
+from gateway.settings import Settings
+from gateway.upstream.resilience import (
     RETRYABLE_STATUSES,
     Permit,
     Resilience,
     Verdicts,
     retry_after_seconds,
 )
-from gateway.settings import Settings
-from gateway.tracing import Tracing
-from gateway.transports import (
+from gateway.upstream.transports import (
     BodyRefused,
     Reply,
     Transport,

@@ -464,7 +464,7 @@ class _Variant:
     async def _fetch(
         self, f: FieldPlan, args: dict[str, Any], context: Context, variables: VariableValues
     ) -> Any:
-        # The same calls, in the same order, as the resolvers in resolvers/query.py.
+        # The same calls, in the same order, as the resolvers in schema/query.py.
         loaders = context.loaders
         if f.name == "orderItem":
             return await fetch_item(loaders, args["id"])

@@ -17,14 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.apq import DocumentStore, persisted_hash, resolve_query
-from gateway.execution import Executor, RequestError, request_error
-from gateway.graphql_errors import client_error
-from gateway.metrics import Metrics
-from gateway.persisted import TrustedDocuments
-from gateway.response_cache import ResponseCache, cache_key
+from gateway.execution.executor import Executor, RequestError, request_error
+from gateway.execution.graphql_errors import client_error
+from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import Tracing
+from gateway.server.apq import DocumentStore, persisted_hash, resolve_query
+from gateway.server.persisted import TrustedDocuments
+from gateway.server.response_cache import ResponseCache, cache_key
 from gateway.settings import Settings
-from gateway.tracing import Tracing
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"

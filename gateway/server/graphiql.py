@@ -2,11 +2,10 @@
 
 # Asset choice: the npm builds of graphiql 4.1.2 (its UMD bundle, the last major that ships one),
 # @graphiql/plugin-explorer 4.0.6, react and react-dom 18.3.1 (the last React with UMD builds),
-# copied byte for byte with their licences by scripts/fetch_graphiql.py into
-# gateway/static/graphiql/vendor (MANIFEST.json lists versions and sha256) and committed, so a
-# machine with only Python serves GraphiQL with no CDN and no Node. No well-kept PyPI package
-# carries the build (Strawberry's own page loads it from unpkg), and graphiql 5 is ESM + Monaco,
-# which would need a bundler.
+# copied byte for byte with their licences by scripts/fetch_graphiql.py into static/graphiql/vendor
+# (MANIFEST.json lists versions and sha256) and committed, so a machine with only Python serves
+# GraphiQL with no CDN and no Node. No well-kept PyPI package carries the build (Strawberry's own
+# page loads it from unpkg), and graphiql 5 is ESM + Monaco, which would need a bundler.
 
 from __future__ import annotations
 

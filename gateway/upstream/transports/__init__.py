@@ -1,6 +1,6 @@
 """The transport seam: one GET to the OMS; its status, headers and a bounded body come back.
 
-    OmsClient (gateway/upstream.py): deadline, retries, breaker, concurrency cap, error mapping
+    OmsClient (upstream/client.py): deadline, retries, breaker, concurrency cap, error mapping
         │ Transport.get(path, params, headers, connect_timeout=, read_timeout=)
         ▼
     HttpxTransport (default) | AiohttpTransport (`oms-gateway[aiohttp]`, OMS_UPSTREAM_CLIENT)
@@ -109,13 +109,13 @@ def open_transport(settings: Settings) -> Transport:
     """The transport `settings.upstream_client` names; use it as an async context manager."""
     if settings.upstream_client == "aiohttp":
         try:
-            from gateway.transports.aiohttp_transport import AiohttpTransport
+            from gateway.upstream.transports.aiohttp_transport import AiohttpTransport
         except ImportError as exc:
             raise RuntimeError(
                 "OMS_UPSTREAM_CLIENT=aiohttp needs the extra: pip install 'oms-gateway[aiohttp]'"
             ) from exc
         return AiohttpTransport(settings)
-    from gateway.transports.httpx_transport import HttpxTransport
+    from gateway.upstream.transports.httpx_transport import HttpxTransport
 
     return HttpxTransport(settings)
 

@@ -25,8 +25,8 @@ from graphql import (
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
 from gateway.bounded import ByteLRU
-from gateway.compiled import CompiledOperation
-from gateway.limits import Limits, OverLimit, check_document
+from gateway.execution.compiled import CompiledOperation
+from gateway.execution.limits import Limits, OverLimit, check_document
 from gateway.settings import Settings
 from resolvers.cost import upstream_calls
 

@@ -1,7 +1,7 @@
 """Load shedding: past a cap of operations in flight, answer 503 at once instead of queueing.
 
 An operation takes a slot only once its body has arrived: a client still sending holds a
-connection (bounded by the server, gateway/server.py), never a slot of work."""
+connection (bounded by the server, gateway/server/protocol.py), never a slot of work."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import OVERLOADED
-from gateway.http import request_id_of
+from gateway.server.endpoint import request_id_of
 
 _BODY = orjson.dumps(
     {

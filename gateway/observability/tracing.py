@@ -77,7 +77,7 @@ def tracing_resource() -> Any:
     gateway's version, and `oms-gateway` as the name only when the environment gives none."""
     from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 
-    from gateway.version import VERSION
+    from gateway.observability.version import VERSION
 
     resource = Resource.create({SERVICE_VERSION: VERSION})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):

@@ -7,7 +7,7 @@ import re
 from typing import Any, Protocol
 
 from gateway.bounded import ByteLRU
-from gateway.execution import RequestError, request_error
+from gateway.execution.executor import RequestError, request_error
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

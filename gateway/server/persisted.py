@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from gateway.execution import request_error
+from gateway.execution.executor import request_error
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 APOLLO_FORMAT = "apollo-persisted-query-manifest"

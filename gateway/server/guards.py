@@ -15,8 +15,8 @@ def refusal_body(code: str, message: str) -> bytes:
 
 class HeaderLimits:
     """431 for an `Authorization` value over `max_authorization` bytes or headers over
-    `max_total` bytes. The server (gateway/server.py) already cuts a head over the total before
-    buffering it; this check holds under any ASGI server, and is the only Authorization one."""
+    `max_total` bytes. The server (protocol.py) already cuts a head over the total before buffering
+    it; this check holds under any ASGI server, and is the only Authorization one."""
 
     def __init__(self, app: ASGIApp, *, max_authorization: int, max_total: int) -> None:
         self.app = app

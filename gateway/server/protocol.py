@@ -10,7 +10,7 @@ that stops reading its response. `GuardedHttpProtocol` adds, per connection:
 plus a cap on the bytes of a request head (431), and a cap on connections that are still
 sending a request, per process and per client address (503), so slow senders cannot hold the
 sockets that legitimate clients need. The app itself counts execution slots only for requests
-whose body has arrived (gateway/shedding.py). httptools comes with `uvicorn[standard]`.
+whose body has arrived (gateway/server/shedding.py). httptools comes with `uvicorn[standard]`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.errors import HEADERS_TOO_LARGE, OVERLOADED, REQUEST_TIMEOUT
-from gateway.guards import refusal_body
+from gateway.server.guards import refusal_body
 from gateway.settings import Settings
 
 _HEAD_END = b"\r\n\r\n"
@@ -93,7 +93,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         if not isinstance(config, GatewayConfig):
-            raise TypeError("GuardedHttpProtocol needs a gateway.server.GatewayConfig")
+            raise TypeError("GuardedHttpProtocol needs a gateway.server.protocol.GatewayConfig")
         self.settings = config.settings
         self.gate = config.gate
         self._peer = ""

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.bounded import ByteLRU
-from gateway.version import PYTHON, VERSION
+from gateway.observability.version import PYTHON, VERSION
 
 _OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from gateway.settings import Settings
-from gateway.transports import (
+from gateway.upstream.transports import (
     ACCEPT_ENCODING,
     BoundedBody,
     ClosesOnExit,

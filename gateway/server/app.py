@@ -16,19 +16,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.apq import DocumentStore, MemoryDocumentStore
-from gateway.execution import Executor
-from gateway.graphiql import graphiql_response, graphiql_routes
-from gateway.guards import HeaderLimits
-from gateway.http import GraphQLEndpoint
-from gateway.metrics import Metrics, metrics_endpoint
-from gateway.persisted import TrustedDocuments
-from gateway.resilience import BreakerState
-from gateway.response_cache import MemoryResponseCache, ResponseCache
+from gateway.execution.executor import Executor
+from gateway.observability.metrics import Metrics, metrics_endpoint
+from gateway.observability.tracing import Tracing
+from gateway.server.apq import DocumentStore, MemoryDocumentStore
+from gateway.server.endpoint import GraphQLEndpoint
+from gateway.server.graphiql import graphiql_response, graphiql_routes
+from gateway.server.guards import HeaderLimits
+from gateway.server.persisted import TrustedDocuments
+from gateway.server.response_cache import MemoryResponseCache, ResponseCache
+from gateway.server.shedding import LoadShedding
 from gateway.settings import Settings
-from gateway.shedding import LoadShedding
-from gateway.tracing import Tracing
-from gateway.upstream import OmsClient, UpstreamSession, open_http_client
+from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
+from gateway.upstream.resilience import BreakerState
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from resolvers.pagination import PageCap
@@ -81,7 +81,7 @@ class Runtime:
     async def _open_redis(self) -> AsyncIterator[None]:
         from redis.asyncio import Redis
 
-        from gateway.redis_stores import RedisDocumentStore, RedisResponseCache
+        from gateway.server.redis_stores import RedisDocumentStore, RedisResponseCache
 
         redis = Redis.from_url(self.settings.redis_url, socket_timeout=1.0)
         self.documents = RedisDocumentStore(redis, ttl=self.settings.apq_ttl)

@@ -1,0 +1,1 @@
+"""Running one GraphQL document: limits, the executor, the compiled path, error shapes."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: the app, the /graphql endpoint, the guarded protocol, stores and caches."""

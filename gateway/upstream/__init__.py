@@ -1,0 +1,1 @@
+"""The OMS client: transports, resilience, and the mapping of every failure."""
