@@ -1,0 +1,32 @@
+"""The README's "How the code is laid out" table against the tree: every package has its line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.test_readme import README, tables
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def layout_rows() -> list[str]:
+    [rows] = [rows for header, rows in tables(README) if header[:2] == ["package", "what it holds"]]
+    return [row[0] for row in rows]
+
+
+def test_every_package_has_one_line_and_no_line_names_a_missing_one():
+    listed = {re.sub(r"`([^`]+)`.*", r"\1", cell) for cell in layout_rows()}
+    packages = {f"{p.parent.relative_to(ROOT)}/" for p in ROOT.glob("gateway/*/__init__.py")}
+    packages |= {"schema/", "resolvers/", "gateway/cli.py", "gateway/"}
+    assert listed == packages
+
+
+def test_the_root_line_names_every_root_module():
+    [ground] = [
+        row for header, rows in tables(README) if header[:1] == ["package"] for row in rows
+        if row[0].startswith("`gateway/` (root")
+    ]  # fmt: skip
+    named = set(re.findall(r"`(\w+\.py)`", ground[1]))
+    on_disk = {p.name for p in (ROOT / "gateway").glob("*.py")} - {"__init__.py", "cli.py"}
+    assert named == on_disk
