@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +21,7 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.server.apq import DocumentStore, persisted_hash, resolve_query
 from gateway.server.persisted import TrustedDocuments
+from gateway.server.request_id import request_id_of
 from gateway.server.response_cache import ResponseCache, cache_key
 from gateway.settings import Settings
 
@@ -31,7 +30,6 @@ JSON = "application/json"
 ALLOW = "GET, HEAD, POST, OPTIONS"
 # Codes of requests that are not well-formed GraphQL-over-HTTP requests: these keep their 400.
 _MALFORMED = frozenset({"BAD_REQUEST", "BATCHING_NOT_SUPPORTED"})
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_JSON_DEPTH = 32  # levels of lists and objects in `variables` and `extensions`
 
 access_log = logging.getLogger("gateway.access")
@@ -44,11 +42,6 @@ class GraphQLRequest:
     operation_name: str | None
     extensions: dict[str, Any] | None
     document_id: str | None = None  # the persisted-documents draft's `documentId`
-
-
-def request_id_of(headers: Any) -> str:
-    supplied = headers.get("x-request-id", "")
-    return supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
 
 
 def negotiate(accept: str | None) -> str | None:

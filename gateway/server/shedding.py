@@ -13,7 +13,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import OVERLOADED
-from gateway.server.endpoint import request_id_of
+from gateway.server.request_id import request_id_of
 
 _BODY = orjson.dumps(
     {
