@@ -10,6 +10,9 @@ from urllib.parse import urlsplit
 
 #: The upstream HTTP clients the gateway can use (gateway/transports); the first is the default.
 UPSTREAM_CLIENTS = ("httpx", "aiohttp")
+#: The fake OMS's public token (nothing secret): the fake accepts it, and GraphiQL prefills it
+#: when `env` is demo. Declared here, the ground, so the server never imports the fake.
+DEMO_TOKEN = "demo-token"
 
 
 class Secret(str):
