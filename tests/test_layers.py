@@ -15,7 +15,7 @@ PACKAGES = ("gateway", "schema", "resolvers")
 # each child the time; they cannot hide a cycle among the project's own modules.
 _IMPORT_ALONE = """
 import importlib, os, sys
-for library in ("graphql", "strawberry", "starlette.applications", "httpx", "orjson"):
+for library in ("graphql", "strawberry", "starlette.applications", "httpx", "uvicorn", "aiohttp"):
     importlib.import_module(library)
 assert not [m for m in sys.modules if m.split(".")[0] in {packages!r}], "imported too early"
 children = {{}}
