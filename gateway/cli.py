@@ -324,9 +324,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.command == "export-schema":
-        from schema import schema
+        from schema import make_schema
 
-        sys.stdout.write(schema.as_str() + "\n")
+        sys.stdout.write(make_schema().as_str() + "\n")
         return 0
     if args.command == "fake-upstream":
         from gateway.fake_upstream.app import FakeOms, create_fake_app

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-#: The upstream HTTP clients the gateway can use (gateway/transports); the first is the default.
+#: The upstream HTTP clients (gateway/upstream/transports); the first is the default.
 UPSTREAM_CLIENTS = ("httpx", "aiohttp")
+#: The fake OMS's public token (nothing secret): the fake accepts it, and GraphiQL prefills it
+#: when `env` is demo. Declared here, the ground, so the server never imports the fake.
+DEMO_TOKEN = "demo-token"
 
 
 class Secret(str):
@@ -90,7 +93,7 @@ class Settings:
     apq_cache_bytes: int = 16 * 1024 * 1024  # the in-process APQ store's documents
     compression_min_size: int = 1024
     graphiql_persist_headers: bool = False  # let GraphiQL keep headers (tokens) in localStorage
-    # Trusted documents (gateway/persisted.py): a manifest file, and whether only it is served.
+    # Trusted documents (gateway/server/persisted.py): a manifest, and whether only it is served.
     persisted_documents: str = ""
     persisted_only: bool = False
     # Operating it (see README "Deploying").
@@ -105,7 +108,7 @@ class Settings:
     readiness_cache_seconds: float = 5.0
     workers: int = 1
     metrics_multiprocess: bool = False
-    # What a client controls (see README "Deploying": gateway/server.py enforces these).
+    # What a client controls (see README "Deploying": gateway/server/protocol.py enforces these).
     header_timeout: float = 5.0  # seconds from connect or a request's first byte to its headers
     body_timeout: float = 10.0  # seconds from the headers to the end of the body
     keep_alive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open

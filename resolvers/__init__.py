@@ -1,1 +1,1 @@
-"""Root resolvers, dataloaders and the endpoint planner."""
+"""What the schema's resolvers call: dataloaders, fetching, pagination, the planner, the budget."""

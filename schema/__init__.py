@@ -1,4 +1,4 @@
-"""The GraphQL schema: types, scalars and the `schema` object built from them."""
+"""The GraphQL schema: types, scalars, and `make_schema`, which builds it (nothing at import)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,3 @@ def describe_limits(graphql_schema: GraphQLSchema, settings: Settings) -> None:
                 for name, value in limits.items():
                     text = text.replace("{" + name + "}", value)
                 described.description = text
-
-
-schema = make_schema()

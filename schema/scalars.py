@@ -10,7 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
-from gateway.errors import UpstreamBadResponse
+from gateway.errors import ErrorCode, UpstreamBadResponse
 
 Decimal = NewType("Decimal", str)
 DateTime = NewType("DateTime", str)
@@ -31,7 +31,8 @@ def parse_decimal(value: Any) -> str:
     if type(value) is str and _DECIMAL.fullmatch(value):
         return value
     raise GraphQLError(
-        'Decimal values are strings such as "599.99".', extensions={"code": "BAD_USER_INPUT"}
+        'Decimal values are strings such as "599.99".',
+        extensions={"code": ErrorCode.BAD_USER_INPUT},
     )
 
 
@@ -56,7 +57,7 @@ def parse_datetime(value: Any) -> str:
         except ValueError:
             pass
     raise GraphQLError(
-        "DateTime values are ISO 8601 strings.", extensions={"code": "BAD_USER_INPUT"}
+        "DateTime values are ISO 8601 strings.", extensions={"code": ErrorCode.BAD_USER_INPUT}
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from tests.test_readme import README, tables
@@ -30,3 +31,22 @@ def test_the_root_line_names_every_root_module():
     named = set(re.findall(r"`(\w+\.py)`", ground[1]))
     on_disk = {p.name for p in (ROOT / "gateway").glob("*.py")} - {"__init__.py", "cli.py"}
     assert named == on_disk
+
+
+def test_the_table_reads_top_down_in_the_order_of_the_layers_contract():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    [layers] = [
+        c["layers"] for c in config["tool"]["importlinter"]["contracts"] if c["id"] == "layers"
+    ]
+    as_paths = [_as_path(layer) for layer in layers]
+    listed = [re.sub(r"`([^`]+)`.*", r"\1", cell) for cell in layout_rows()]
+    assert [p for p in listed if p in as_paths] == as_paths
+
+
+def _as_path(layer: str) -> str:
+    """`gateway.server` -> `gateway/server/`; the CLI is a module, the ground is gateway's root."""
+    if "|" in layer:
+        return "gateway/"
+    if layer == "gateway.cli":
+        return "gateway/cli.py"
+    return layer.replace(".", "/") + "/"

@@ -1,4 +1,4 @@
-"""The README's tables against the code: every setting and every error code has its row."""
+"""The README's tables against the code: every setting has its row; the error table is the enum."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-import gateway.errors
 from gateway.cli import INTERNAL_SETTINGS, describe_default, flag
+from gateway.errors import ErrorCode
 from gateway.settings import ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,10 +17,11 @@ SOURCES = [ROOT / "gateway", ROOT / "resolvers", ROOT / "schema"]
 # Upper-case string constants in the code that are not error codes.
 NOT_CODES = frozenset(
     {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CLIENT", "SERVER", "INTERNAL",
-     "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "TEXT", "OTHER"}
+     "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "TEXT", "OTHER", "URL"}
 )  # fmt: skip
 NOT_CODE_PREFIXES = ("OMS_", "OTEL_", "PROMETHEUS_")
-_CODE = re.compile(r"[A-Z]{4,}(_[A-Z0-9]+)*")
+# Any all-capitals word: a pattern of four letters or more missed BAD_REQUEST and BAD_USER_INPUT.
+_CODE = re.compile(r"[A-Z][A-Z0-9]+(_[A-Z0-9]+)*")
 _NUMBER = re.compile(r"-?\d[\d_,]*(?:\.\d+)?")
 
 
@@ -102,45 +103,56 @@ def test_no_readme_row_names_a_setting_that_does_not_exist():
     assert not unknown, f"README settings rows for settings that do not exist: {unknown}"
 
 
-def code_literals() -> dict[str, str]:
-    """Error codes the code can emit: each leaf's `code` in gateway/errors.py, and every
-    upper-case string constant in the packages (code -> where it was first seen)."""
-    found: dict[str, str] = {}
-    for cls in vars(gateway.errors).values():
-        if isinstance(cls, type) and issubclass(cls, gateway.errors.GatewayError):
-            found.setdefault(cls.code, f"gateway/errors.py {cls.__name__}")
-    for root in SOURCES:
-        for path in sorted(root.rglob("*.py")):
-            if "fake_upstream" in path.parts:
-                continue  # the fake OMS's own words, not the gateway's
-            for node in ast.walk(ast.parse(path.read_text())):
-                if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
-                    continue
-                value = node.value
-                if not _CODE.fullmatch(value) or value in NOT_CODES:
-                    continue
-                if value.startswith(NOT_CODE_PREFIXES):
-                    continue
-                found.setdefault(value, f"{path.relative_to(ROOT)}:{node.lineno}")
+def code_literals(source: str) -> list[tuple[str, int]]:
+    """Upper-case string constants in `source` that look like error codes: (value, line)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        value = node.value
+        if (
+            _CODE.fullmatch(value)
+            and value not in NOT_CODES
+            and not value.startswith(NOT_CODE_PREFIXES)
+        ):
+            found.append((value, node.lineno))
     return found
 
 
-def readme_codes() -> set[str]:
-    codes: set[str] = set()
+def readme_codes() -> list[str]:
+    """The codes of the README's error table, in order (a code named twice appears twice)."""
+    codes: list[str] = []
     for header, body in tables(README):
         if header and header[0].lower() == "code":
             for row in body:
-                codes.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", row[0]))
+                codes.extend(re.findall(r"`([A-Z][A-Z0-9_]+)`", row[0]))
     return codes
 
 
-def test_every_error_code_has_a_readme_row():
+def test_the_readme_error_table_equals_the_error_code_enum():
     documented = readme_codes()
-    missing = {code: where for code, where in code_literals().items() if code not in documented}
-    assert not missing, (
-        "error codes missing from the README's error table (`| code | when |` under Errors); "
-        "add a row for each, or, if the constant is not an error code, add it to NOT_CODES in "
-        "tests/test_readme.py:\n" + "\n".join(f"{c} ({w})" for c, w in sorted(missing.items()))
+    enum = {code.value for code in ErrorCode}
+    assert len(documented) == len(set(documented)), f"codes with two rows: {documented}"
+    assert set(documented) == enum, (
+        "the README's error table (`| code | when |` under Errors) and gateway.errors.ErrorCode "
+        f"differ: no row for {sorted(enum - set(documented))}, "
+        f"rows for codes that do not exist: {sorted(set(documented) - enum)}"
+    )
+
+
+def test_every_error_code_in_the_code_is_an_error_code_member():
+    # One source of truth: outside gateway/errors.py a code is `ErrorCode.X`, never a string.
+    literals = []
+    for root in SOURCES:
+        for path in sorted(root.rglob("*.py")):
+            if "fake_upstream" in path.parts or path == ROOT / "gateway" / "errors.py":
+                continue  # the fake OMS's own words; the enum itself
+            for value, line in code_literals(path.read_text()):
+                literals.append(f"{path.relative_to(ROOT)}:{line} {value!r}")
+    assert not literals, (
+        "upper-case string constants that look like error codes: use gateway.errors.ErrorCode "
+        "(add a member and a README row for a new code), or, if the constant is not an error "
+        "code, add it to NOT_CODES in tests/test_readme.py:\n" + "\n".join(literals)
     )
 
 
@@ -151,7 +163,8 @@ def test_the_table_parsers_can_fail():
     assert _default_matches("`8000`", 8000) and not _default_matches("`8001`", 8000)
     assert _default_matches("none", "") and not _default_matches("`json`", "text")
     assert _default_matches("`2.0` s", 2.0) and _default_matches("`true`", True)
-    assert "OVERLOADED" in code_literals() and "GET" not in code_literals()
+    source = 'code = {"code": "OVERLOADED"}\nmethod = "GET"\nlevel = "OMS_LEVEL"\n'
+    assert code_literals(source) == [("OVERLOADED", 1)]
 
 
 def test_the_changelog_leads_with_the_package_version():

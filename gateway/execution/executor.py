@@ -25,23 +25,11 @@ from graphql import (
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
 from gateway.bounded import ByteLRU
+from gateway.errors import ErrorCode, RequestError, request_error
 from gateway.execution.compiled import CompiledOperation
 from gateway.execution.limits import Limits, OverLimit, check_document
 from gateway.settings import Settings
 from resolvers.cost import upstream_calls
-
-
-class RequestError(Exception):
-    """The request fails before execution: answered with `errors` and no `data`."""
-
-    def __init__(self, errors: list[GraphQLError], status: int = 400) -> None:
-        super().__init__(errors[0].message if errors else "request error")
-        self.errors = errors
-        self.status = status
-
-
-def request_error(message: str, code: str, status: int = 400, **extra: Any) -> RequestError:
-    return RequestError([GraphQLError(message, extensions={"code": code, **extra})], status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +112,9 @@ class Prepared:
             return operation
         if name is None:
             raise request_error(
-                "The document has several operations: give `operationName`.", "BAD_REQUEST"
+                "The document has several operations: give `operationName`.", ErrorCode.BAD_REQUEST
             )
-        raise request_error(f"No operation named {name!r} in the document.", "BAD_REQUEST")
+        raise request_error(f"No operation named {name!r} in the document.", ErrorCode.BAD_REQUEST)
 
 
 # What the document cache charges, from tracemalloc (bench/governance.py memory): a parsed and
@@ -146,9 +134,9 @@ def _prepare(
         document = parse(query, max_tokens=settings.max_tokens)
     except GraphQLError as syntax_error:
         if "tokens" in syntax_error.message and "more than" in syntax_error.message:
-            extensions = {"code": "TOKEN_LIMIT", "limit": settings.max_tokens}
+            extensions = {"code": ErrorCode.TOKEN_LIMIT, "limit": settings.max_tokens}
         else:
-            extensions = {"code": "GRAPHQL_PARSE_FAILED"}
+            extensions = {"code": ErrorCode.GRAPHQL_PARSE_FAILED}
         syntax_error.extensions = extensions
         return Failure.of([syntax_error], {})
     fragments: dict[str, FragmentDefinitionNode] = {}
@@ -170,7 +158,7 @@ def _prepare(
     if errors:
         for error in errors:
             if not error.extensions:
-                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+                error.extensions = {"code": ErrorCode.GRAPHQL_VALIDATION_FAILED}
         return Failure.of(errors, kinds, timings)
     nbytes = DOCUMENT_BYTES + len(query.encode()) * DOCUMENT_BYTES_PER_BYTE
     return Prepared(
@@ -239,7 +227,7 @@ class Executor:
         )
         if isinstance(coerced, list):
             for error in coerced:
-                error.extensions = {"code": "BAD_USER_INPUT"}
+                error.extensions = {"code": ErrorCode.BAD_USER_INPUT}
             raise RequestError(coerced)
         return coerced
 
@@ -259,7 +247,7 @@ class Executor:
             raise request_error(
                 f"The operation would make {cost} upstream calls; the budget is {budget}. "
                 "Ask for fewer items or ids per operation.",
-                "COST_LIMIT",
+                ErrorCode.COST_LIMIT,
                 cost=cost,
                 budget=budget,
             )

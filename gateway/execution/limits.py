@@ -28,14 +28,7 @@ from graphql import (
     SelectionSetNode,
 )
 
-from gateway.errors import (
-    ALIAS_LIMIT,
-    DEPTH_LIMIT,
-    DIRECTIVE_LIMIT,
-    INTROSPECTION_LIMIT,
-    SELECTION_LIMIT,
-    SELECTION_SET_LIMIT,
-)
+from gateway.errors import ErrorCode
 from gateway.settings import Settings
 
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
@@ -88,7 +81,7 @@ class OverLimit(Exception):
         self.error = error
 
 
-def _over(what: str, found: int, limit: int, code: str, node: object = None) -> OverLimit:
+def _over(what: str, found: int, limit: int, code: ErrorCode, node: object = None) -> OverLimit:
     return OverLimit(
         GraphQLError(
             f"The operation has {what} {found} or more; the limit is {limit}.",
@@ -123,7 +116,7 @@ class DocumentWalk:
         if len(node.selections) > limits.selection_set:
             raise _over(
                 "a selection set of", len(node.selections), limits.selection_set,
-                SELECTION_SET_LIMIT,
+                ErrorCode.SELECTION_SET_LIMIT,
             )  # fmt: skip
         depth = idepth = aliases = directives = selections = roots = 0
         names: dict[str, tuple[int, int]] = {}
@@ -174,7 +167,7 @@ class DocumentWalk:
         if self.comparisons > self.limits.comparisons:
             raise _over(
                 "field comparisons (fields sharing a response name):", self.comparisons,
-                self.limits.comparisons, SELECTION_SET_LIMIT,
+                self.limits.comparisons, ErrorCode.SELECTION_SET_LIMIT,
             )  # fmt: skip
 
     def _field(self, node: FieldNode, introspection: bool) -> tuple[Measure, bool]:
@@ -206,14 +199,14 @@ class DocumentWalk:
         limits = self.limits
         checks = (
             (m.selections, limits.selections, "field selections (fragments expanded):",
-             SELECTION_LIMIT),
-            (m.depth, limits.depth, "a depth of", DEPTH_LIMIT),
+             ErrorCode.SELECTION_LIMIT),
+            (m.depth, limits.depth, "a depth of", ErrorCode.DEPTH_LIMIT),
             (m.introspection_depth, limits.introspection_depth, "an introspection depth of",
-             INTROSPECTION_LIMIT),
+             ErrorCode.INTROSPECTION_LIMIT),
             (m.introspection_roots, limits.introspection_roots, "introspection fields:",
-             INTROSPECTION_LIMIT),
-            (m.aliases, limits.aliases, "aliases:", ALIAS_LIMIT),
-            (m.directives, limits.directives, "directives:", DIRECTIVE_LIMIT),
+             ErrorCode.INTROSPECTION_LIMIT),
+            (m.aliases, limits.aliases, "aliases:", ErrorCode.ALIAS_LIMIT),
+            (m.directives, limits.directives, "directives:", ErrorCode.DIRECTIVE_LIMIT),
         )  # fmt: skip
         for found, limit, what, code in checks:
             if found > limit:

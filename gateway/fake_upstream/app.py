@@ -21,8 +21,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.fake_upstream.data import Item, make_items, order_number_of, simple_view
+from gateway.settings import DEMO_TOKEN
 
-DEMO_TOKEN = "demo-token"
 BASE = "/api/v1/oms/order_items/"
 
 

@@ -7,7 +7,7 @@ import re
 from typing import Any, Protocol
 
 from gateway.bounded import ByteLRU
-from gateway.execution.executor import RequestError, request_error
+from gateway.errors import ErrorCode, request_error
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -43,12 +43,12 @@ def persisted_hash(extensions: Any) -> str | None:
     persisted = extensions["persistedQuery"]
     if not isinstance(persisted, dict) or persisted.get("version") != 1:
         raise request_error(
-            "Unsupported persistedQuery version; use 1.", "PERSISTED_QUERY_NOT_SUPPORTED"
+            "Unsupported persistedQuery version; use 1.", ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED
         )
     digest = persisted.get("sha256Hash")
     if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
         raise request_error(
-            "persistedQuery.sha256Hash must be 64 lowercase hex digits.", "BAD_REQUEST"
+            "persistedQuery.sha256Hash must be 64 lowercase hex digits.", ErrorCode.BAD_REQUEST
         )
     return digest
 
@@ -59,14 +59,12 @@ async def resolve_query(store: DocumentStore, query: str | None, digest: str) ->
     if query is not None:
         if hashlib.sha256(query.encode()).hexdigest() != digest:
             raise request_error(
-                "The query does not match its sha256Hash.", "PERSISTED_QUERY_HASH_MISMATCH"
+                "The query does not match its sha256Hash.", ErrorCode.PERSISTED_QUERY_HASH_MISMATCH
             )
         return query
     stored = await store.get(digest)
     if stored is None:
         # Apollo clients answer this by sending the query along with the hash; 200 keeps
         # every APQ client happy (Apollo Server answers the same way).
-        raise RequestError(
-            [request_error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND").errors[0]], 200
-        )
+        raise request_error("PersistedQueryNotFound", ErrorCode.PERSISTED_QUERY_NOT_FOUND, 200)
     return stored

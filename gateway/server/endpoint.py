@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationType
+from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.execution.executor import Executor, RequestError, request_error
+from gateway.errors import INTERNAL_MESSAGE, ErrorCode, RequestError, error_body, request_error
+from gateway.execution.executor import Executor
 from gateway.execution.graphql_errors import client_error
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.server.apq import DocumentStore, persisted_hash, resolve_query
 from gateway.server.persisted import TrustedDocuments
+from gateway.server.request_id import request_id_of
 from gateway.server.response_cache import ResponseCache, cache_key
 from gateway.settings import Settings
 
@@ -30,8 +30,13 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 ALLOW = "GET, HEAD, POST, OPTIONS"
 # Codes of requests that are not well-formed GraphQL-over-HTTP requests: these keep their 400.
-_MALFORMED = frozenset({"BAD_REQUEST", "BATCHING_NOT_SUPPORTED"})
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_MALFORMED = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.BATCHING_NOT_SUPPORTED})
+# Answers the endpoint gives before any GraphQL: by their status.
+_PLAIN_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    406: ErrorCode.NOT_ACCEPTABLE,
+}
 MAX_JSON_DEPTH = 32  # levels of lists and objects in `variables` and `extensions`
 
 access_log = logging.getLogger("gateway.access")
@@ -44,11 +49,6 @@ class GraphQLRequest:
     operation_name: str | None
     extensions: dict[str, Any] | None
     document_id: str | None = None  # the persisted-documents draft's `documentId`
-
-
-def request_id_of(headers: Any) -> str:
-    supplied = headers.get("x-request-id", "")
-    return supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -73,15 +73,15 @@ def _json_object(value: Any, name: str) -> dict[str, Any] | None:
         try:
             value = orjson.loads(value) if value else None
         except orjson.JSONDecodeError:
-            raise request_error(f"`{name}` is not valid JSON.", "BAD_REQUEST") from None
+            raise request_error(f"`{name}` is not valid JSON.", ErrorCode.BAD_REQUEST) from None
     if value is not None and not isinstance(value, dict):
-        raise request_error(f"`{name}` must be an object.", "BAD_REQUEST")
+        raise request_error(f"`{name}` must be an object.", ErrorCode.BAD_REQUEST)
     if value is not None and _deeper_than(value, MAX_JSON_DEPTH):
         # No argument of the schema nests this deep; deeper values only cost (coercion, the
         # response cache's key, orjson's own 254-level limit).
         raise request_error(
             f"`{name}` is nested deeper than {MAX_JSON_DEPTH} levels.",
-            "BAD_USER_INPUT" if name == "variables" else "BAD_REQUEST",
+            ErrorCode.BAD_USER_INPUT if name == "variables" else ErrorCode.BAD_REQUEST,
             limit=MAX_JSON_DEPTH,
         )
     return value
@@ -103,7 +103,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 def _optional_str(value: Any, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise request_error(f"`{name}` must be a string.", "BAD_REQUEST")
+        raise request_error(f"`{name}` must be a string.", ErrorCode.BAD_REQUEST)
     return value
 
 
@@ -120,13 +120,15 @@ def parse_params(params: Any) -> GraphQLRequest:
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise request_error(f"The request body exceeds {limit} bytes.", "PAYLOAD_TOO_LARGE", 413)
+        raise request_error(
+            f"The request body exceeds {limit} bytes.", ErrorCode.PAYLOAD_TOO_LARGE, 413
+        )
     chunks = bytearray()
     async for chunk in request.stream():
         chunks += chunk
         if len(chunks) > limit:
             raise request_error(
-                f"The request body exceeds {limit} bytes.", "PAYLOAD_TOO_LARGE", 413
+                f"The request body exceeds {limit} bytes.", ErrorCode.PAYLOAD_TOO_LARGE, 413
             )
     return bytes(chunks)
 
@@ -181,12 +183,8 @@ class GraphQLEndpoint:
             # A gateway bug, never the client's or the upstream's doing: log it, mask it.
             request_id = request_id_of(request.headers)
             access_log.exception("unhandled error (request %s)", request_id)
-            error = {
-                "message": "Internal error.",
-                "extensions": {"code": "INTERNAL_ERROR", "requestId": request_id},
-            }
             response = Response(
-                orjson.dumps({"errors": [error]}),
+                error_body(ErrorCode.INTERNAL_ERROR, INTERNAL_MESSAGE, requestId=request_id),
                 500,
                 {"X-Request-ID": request_id},
                 media_type=JSON,
@@ -253,17 +251,19 @@ class GraphQLEndpoint:
         if content_type != JSON:
             # Only JSON: a browser form (urlencoded, multipart, text/plain) can never send one.
             raise request_error(
-                "Send the operation as application/json.", "UNSUPPORTED_MEDIA_TYPE", 415
+                "Send the operation as application/json.", ErrorCode.UNSUPPORTED_MEDIA_TYPE, 415
             )
         body = await read_body(request, self.settings.max_body_bytes)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise request_error("The body is not valid JSON.", "BAD_REQUEST") from None
+            raise request_error("The body is not valid JSON.", ErrorCode.BAD_REQUEST) from None
         if isinstance(payload, list):
-            raise request_error("Batched operations are not supported.", "BATCHING_NOT_SUPPORTED")
+            raise request_error(
+                "Batched operations are not supported.", ErrorCode.BATCHING_NOT_SUPPORTED
+            )
         if not isinstance(payload, dict):
-            raise request_error("The body must be a JSON object.", "BAD_REQUEST")
+            raise request_error("The body must be a JSON object.", ErrorCode.BAD_REQUEST)
         return parse_params(payload)
 
     async def _run(
@@ -280,7 +280,7 @@ class GraphQLEndpoint:
         ):
             # GraphQL over HTTP: 405 for a non-query over GET, before validation.
             raise request_error(
-                "Only queries can be sent with GET; use POST.", "METHOD_NOT_ALLOWED", 405
+                "Only queries can be sent with GET; use POST.", ErrorCode.METHOD_NOT_ALLOWED, 405
             )
         prepared = self.executor.valid(parsed)
         if register and digest is not None and credentials:
@@ -342,7 +342,9 @@ class GraphQLEndpoint:
         digest = persisted_hash(params.extensions)
         if params.document_id is not None:
             if query is not None:
-                raise request_error("Send `documentId` or `query`, not both.", "BAD_REQUEST")
+                raise request_error(
+                    "Send `documentId` or `query`, not both.", ErrorCode.BAD_REQUEST
+                )
             digest, query = trusted.by_document_id(params.document_id)
             return query, digest, False
         listed = trusted.get(digest) if digest is not None else None
@@ -352,14 +354,14 @@ class GraphQLEndpoint:
         if digest is not None and trusted.only:
             if query is None:
                 raise request_error(
-                    "No persisted document has this hash.", "PERSISTED_QUERY_NOT_FOUND"
+                    "No persisted document has this hash.", ErrorCode.PERSISTED_QUERY_NOT_FOUND
                 )
             trusted.check_allowed(query)  # refuses: a listed hash was handled above
         if digest is not None:
             query = await resolve_query(self.documents, query, digest)
             self.metrics.hit("apq", params.query is None)
         if query is None:
-            raise request_error("No `query` in the request.", "BAD_REQUEST")
+            raise request_error("No `query` in the request.", ErrorCode.BAD_REQUEST)
         trusted.check_allowed(query)
         return query, digest, digest is not None and params.query is not None
 
@@ -386,10 +388,9 @@ class GraphQLEndpoint:
     def _plain(
         self, status: int, message: str, request_id: str, headers: dict[str, str] | None = None
     ) -> Response:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE"}[status]
-        error = client_error(GraphQLError(message, extensions={"code": code}), request_id)
+        code = _PLAIN_CODES[status]
         all_headers = {"X-Request-ID": request_id, **(headers or {})}
-        return Response(orjson.dumps({"errors": [error]}), status, all_headers, media_type=JSON)
+        return Response(error_body(code, message), status, all_headers, media_type=JSON)
 
     def _observe(self, record: OperationRecord, seconds: float, status: int) -> None:
         label = self.metrics.operation_label(record.name) if record.selected else "unselected"

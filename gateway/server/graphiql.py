@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from gateway.settings import Settings
+from gateway.settings import DEMO_TOKEN, Settings
 
 EXAMPLE_QUERY = """\
 # Order items from the Akinon OMS.
@@ -116,13 +116,12 @@ def graphiql_config(settings: Settings) -> dict[str, Any]:
     """What init.js needs: the first operation, the demo's headers, the persistence choice."""
     headers = ""
     if settings.env == "demo":
-        from gateway.fake_upstream.app import DEMO_TOKEN
-
         headers = json.dumps({"Authorization": f"Token {DEMO_TOKEN}"}, indent=2)
     return {
         "query": EXAMPLE_QUERY,
         "headers": headers,
-        # Until Settings grows this field, headers are never persisted.
+        # Off by default (`graphiql_persist_headers`): a token typed into GraphiQL stays out
+        # of localStorage.
         "shouldPersistHeaders": settings.graphiql_persist_headers,
         "storageNamespace": "oms-gateway",
     }

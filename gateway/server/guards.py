@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.errors import HEADERS_TOO_LARGE
-
-
-def refusal_body(code: str, message: str) -> bytes:
-    """The JSON body of a request refused before GraphQL runs: one error with its code."""
-    return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+from gateway.errors import ErrorCode, error_body
 
 
 class HeaderLimits:
@@ -27,7 +21,7 @@ class HeaderLimits:
         if scope["type"] == "http":
             message = self._refusal(scope["headers"])
             if message is not None:
-                body = refusal_body(HEADERS_TOO_LARGE, message)
+                body = error_body(ErrorCode.HEADERS_TOO_LARGE, message)
                 await send(
                     {
                         "type": "http.response.start",

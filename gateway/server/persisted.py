@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from gateway.execution.executor import request_error
+from gateway.errors import ErrorCode, request_error
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 APOLLO_FORMAT = "apollo-persisted-query-manifest"
@@ -75,12 +75,12 @@ class TrustedDocuments:
         scheme, _, digest = document_id.partition(":")
         if scheme != "sha256" or not _SHA256.fullmatch(digest):
             raise request_error(
-                '`documentId` must be "sha256:" and 64 lowercase hex digits.', "BAD_REQUEST"
+                '`documentId` must be "sha256:" and 64 lowercase hex digits.', ErrorCode.BAD_REQUEST
             )
         document = self.documents.get(digest)
         if document is None:
             raise request_error(
-                "No persisted document has this documentId.", "PERSISTED_QUERY_NOT_FOUND"
+                "No persisted document has this documentId.", ErrorCode.PERSISTED_QUERY_NOT_FOUND
             )
         return digest, document
 
@@ -89,5 +89,5 @@ class TrustedDocuments:
         if self.only and sha256(query) not in self.documents:
             raise request_error(
                 "Only persisted documents are accepted here: send a listed document's hash.",
-                "PERSISTED_QUERY_REQUIRED",
+                ErrorCode.PERSISTED_QUERY_REQUIRED,
             )

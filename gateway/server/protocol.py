@@ -22,8 +22,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from gateway.errors import HEADERS_TOO_LARGE, OVERLOADED, REQUEST_TIMEOUT
-from gateway.server.guards import refusal_body
+from gateway.errors import ErrorCode, error_body
 from gateway.settings import Settings
 
 _HEAD_END = b"\r\n\r\n"
@@ -72,9 +71,11 @@ class GatewayConfig(uvicorn.Config):
         )
 
 
-def error_response(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> bytes:
+def error_response(
+    status: int, code: ErrorCode, message: str, *extra: tuple[bytes, bytes]
+) -> bytes:
     """A complete HTTP/1.1 answer with a GraphQL-style error body that closes the connection."""
-    body = refusal_body(code, message)
+    body = error_body(code, message)
     head = [
         STATUS_LINE[status],
         b"content-type: application/json\r\n",
@@ -160,7 +161,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refuse(
                 error_response(
                     503,
-                    OVERLOADED,
+                    ErrorCode.OVERLOADED,
                     "Too many connections are sending requests; retry shortly.",
                     (b"retry-after", b"1"),
                 )
@@ -185,13 +186,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return True
         limit = self.settings.max_header_bytes
         message = f"The request headers exceed {limit} bytes."
-        self._refuse(error_response(431, HEADERS_TOO_LARGE, message))
+        self._refuse(error_response(431, ErrorCode.HEADERS_TOO_LARGE, message))
         return False
 
     def _head_timed_out(self) -> None:
         self._timer = None
         message = f"The request headers did not arrive within {self.settings.header_timeout} s."
-        self._refuse(error_response(408, REQUEST_TIMEOUT, message))
+        self._refuse(error_response(408, ErrorCode.REQUEST_TIMEOUT, message))
 
     def _body_timed_out(self) -> None:
         self._timer = None
@@ -202,7 +203,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             cycle.disconnected = True
             cycle.message_event.set()
             message = f"The request body did not arrive within {self.settings.body_timeout} s."
-            self._refuse(error_response(408, REQUEST_TIMEOUT, message))
+            self._refuse(error_response(408, ErrorCode.REQUEST_TIMEOUT, message))
         else:
             self.transport.close()
 

@@ -8,23 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import OVERLOADED
-from gateway.server.endpoint import request_id_of
+from gateway.errors import ErrorCode, error_body
+from gateway.server.request_id import request_id_of
 
-_BODY = orjson.dumps(
-    {
-        "errors": [
-            {
-                "message": "The gateway is at capacity; retry shortly.",
-                "extensions": {"code": OVERLOADED},
-            }
-        ]
-    }
-)
+_BODY = error_body(ErrorCode.OVERLOADED, "The gateway is at capacity; retry shortly.")
 
 
 class LoadShedding:

@@ -8,9 +8,9 @@
         ▼
     BoundedBody: wire bytes and decoded bytes each capped at `upstream_max_body_bytes`
 
-A transport raises only `TransportTimeout`, `ConnectionFailed` (both `TransportFailure`) or
-`BodyRefused`; whatever its library calls a failure is mapped to one of these, so the layer above
-never sees a library's exception.
+A transport raises only `TransportTimeout`, `ConnectionFailed` (both `TransportFailure`, in
+gateway/errors.py's tree) or `BodyRefused`; whatever its library calls a failure is mapped to one
+of these, so the layer above never sees a library's exception.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 import brotli
+
+# Re-exported for the client: the failures a transport raises live in the ground's tree.
+from gateway.errors import ConnectionFailed as ConnectionFailed
+from gateway.errors import TransportFailure as TransportFailure
+from gateway.errors import TransportTimeout as TransportTimeout
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -44,23 +49,6 @@ class Reply:
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-
-class TransportFailure(Exception):
-    """No HTTP answer came back. `retryable`: the upstream cannot have acted on the request
-    (nothing was sent, or the connection died before an answer), so a GET may be repeated."""
-
-    def __init__(self, reason: str, *, retryable: bool) -> None:
-        super().__init__(reason)
-        self.retryable = retryable
-
-
-class TransportTimeout(TransportFailure):
-    """Connecting or a read took longer than its timeout."""
-
-
-class ConnectionFailed(TransportFailure):
-    """Refused, reset, dropped, or not speaking HTTP."""
 
 
 class BodyRefused(Exception):

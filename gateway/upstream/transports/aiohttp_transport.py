@@ -6,17 +6,9 @@ from collections.abc import Mapping
 
 import aiohttp
 
+from gateway.errors import ConnectionFailed, TransportFailure, TransportTimeout
 from gateway.settings import Settings
-from gateway.upstream.transports import (
-    ACCEPT_ENCODING,
-    BoundedBody,
-    ClosesOnExit,
-    ConnectionFailed,
-    Params,
-    Reply,
-    TransportFailure,
-    TransportTimeout,
-)
+from gateway.upstream.transports import ACCEPT_ENCODING, BoundedBody, ClosesOnExit, Params, Reply
 
 
 class AiohttpTransport(ClosesOnExit):

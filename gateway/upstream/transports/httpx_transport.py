@@ -7,17 +7,9 @@ from collections.abc import Mapping
 
 import httpx
 
+from gateway.errors import ConnectionFailed, TransportFailure, TransportTimeout
 from gateway.settings import Settings
-from gateway.upstream.transports import (
-    ACCEPT_ENCODING,
-    BoundedBody,
-    ClosesOnExit,
-    ConnectionFailed,
-    Params,
-    Reply,
-    TransportFailure,
-    TransportTimeout,
-)
+from gateway.upstream.transports import ACCEPT_ENCODING, BoundedBody, ClosesOnExit, Params, Reply
 
 # Failures where the request cannot have been processed upstream, so a GET is safe to repeat;
 # a read timeout is not among them: repeating it would double the wait.
