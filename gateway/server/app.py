@@ -44,7 +44,8 @@ class Runtime:
         self, settings: Settings, tracer_provider: Any = None, clock: Clock | None = None
     ) -> None:
         self.settings = settings
-        self.clock = clock or SystemClock()  # the upstream's deadlines, breaker and waits
+        # The upstream's deadlines, breaker and waits, and the response cache's expiry.
+        self.clock = clock or SystemClock()
         self.metrics = Metrics(multiprocess=settings.metrics_multiprocess)
         self.tracing = Tracing(enabled=settings.tracing, provider=tracer_provider)
         self.documents: DocumentStore = MemoryDocumentStore(
@@ -53,7 +54,7 @@ class Runtime:
         self.responses: ResponseCache | None = None
         if settings.response_cache_ttl > 0:
             self.responses = MemoryResponseCache(
-                settings.response_cache_size, settings.response_cache_bytes
+                settings.response_cache_size, settings.response_cache_bytes, self.clock.monotonic
             )
         self.executor: Executor | None = None  # set by create_app, for the cache-size gauges
         self._client: OmsClient | None = None
@@ -149,7 +150,8 @@ class Runtime:
 def create_app(
     settings: Settings, *, tracer_provider: Any = None, clock: Clock | None = None
 ) -> Starlette:
-    """`clock` is for tests: the upstream's time, which they move instead of waiting."""
+    """`clock` is for tests: the time the upstream rules and the response cache read, which
+    they move instead of waiting."""
     runtime = Runtime(settings, tracer_provider, clock)
     schema = make_schema(settings)
     runtime.executor = Executor(schema._schema, settings)

@@ -59,8 +59,9 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 class Clock(Protocol):
     """The time the upstream rules read: the deadline, the breaker, Retry-After dates and the
-    waits between attempts. The app runs on `SystemClock`; tests pass one that moves on demand,
-    so what they assert never depends on how busy the machine is."""
+    waits between attempts (the app's response cache expires by it too). The app runs on
+    `SystemClock`; tests pass one that moves on demand, so what they assert never depends on
+    how busy the machine is."""
 
     def monotonic(self) -> float: ...
 
