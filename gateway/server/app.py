@@ -60,7 +60,6 @@ class Runtime:
         self._client: OmsClient | None = None
         # What this app learned about its upstream's real page cap (see resolvers/pagination.py).
         self.page_cap = PageCap()
-        self._redis: Any = None
         self._ready: tuple[float, bool] = (float("-inf"), False)
 
     @property

@@ -158,7 +158,6 @@ class OmsClient:
                 delay = policy.backoff(attempt, resilience.rng)
             if clock.monotonic() + delay >= deadline:
                 raise error  # waiting would outlive the operation
-            resilience.retries += 1
             await clock.sleep(delay)
         raise AssertionError("unreachable")
 

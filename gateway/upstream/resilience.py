@@ -233,4 +233,3 @@ class Resilience:
         )
         self.slots = asyncio.Semaphore(settings.upstream_concurrency)
         self.rng = random.Random()
-        self.retries = 0
