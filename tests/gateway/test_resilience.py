@@ -35,9 +35,10 @@ def error_of(response):
     return error
 
 
-def concurrently(url, bodies, headers=AUTH, timeout=30.0, until=None):
+def concurrently(url, bodies, headers=AUTH, timeout=30.0, release=None):
     """POST each body from its own thread and client, all released at once; keeps the order.
-    With `until=(n, event)`, set `event` once n answers came back (or after a 10 s hang guard)."""
+    With `release=(ready, event)`, set `event` once `ready(answers so far)` holds (or after a
+    10 s hang guard, and then the test's own assertions fail)."""
     barrier = threading.Barrier(len(bodies))
 
     def send(body):
@@ -47,10 +48,10 @@ def concurrently(url, bodies, headers=AUTH, timeout=30.0, until=None):
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         futures = [pool.submit(send, body) for body in bodies]
-        if until is not None:
-            count, event = until
-            guard = time.monotonic() + 10  # a hang guard only: the count decides
-            while sum(f.done() for f in futures) < count and time.monotonic() < guard:
+        if release is not None:
+            ready, event = release
+            guard = time.monotonic() + 10  # a hang guard only: `ready` decides
+            while not ready(sum(f.done() for f in futures)) and time.monotonic() < guard:
                 time.sleep(0.01)
             event.set()
         return [f.result() for f in futures]
@@ -290,7 +291,7 @@ def test_half_open_lets_exactly_one_probe_through(make_gateway, upstream):
     hold = threading.Event()
     upstream.fake.faults = Faults(hold=hold)
     bodies = [{"query": f"{{ orderItem(id: {i}) {{ id }} }}"} for i in range(1, 6)]
-    results = concurrently(gateway.url, bodies, until=(4, hold))
+    results = concurrently(gateway.url, bodies, release=(lambda answered: answered == 4, hold))
     outcomes = [r.json() for r in results]
     passed = [b for b in outcomes if "errors" not in b]
     refused = [b for b in outcomes if "errors" in b]
@@ -309,8 +310,12 @@ def by_ids(first):
 @pytest.mark.parametrize(("cap", "limit"), [(2, 2), (None, None)], ids=["capped", "uncapped"])
 def test_upstream_concurrency_cap(make_gateway, upstream, cap, limit):
     gateway = make_gateway(upstream_concurrency=cap) if cap else make_gateway()
-    upstream.fake.faults = Faults(latency=0.1)
-    results = concurrently(gateway.url, [by_ids(1 + 3 * k) for k in range(6)])
+    # Calls are held until as many as the cap are in flight (three without one), so the
+    # overlap is there however the machine schedules the clients; the cap stops a third.
+    hold = threading.Event()
+    upstream.fake.faults = Faults(hold=hold)
+    ready = (lambda _: upstream.fake.in_flight >= (limit or 3), hold)
+    results = concurrently(gateway.url, [by_ids(1 + 3 * k) for k in range(6)], release=ready)
     assert all("errors" not in r.json() for r in results)
     assert upstream.calls() == 18
     peak = upstream.fake.stats()["max_in_flight"]
@@ -327,7 +332,7 @@ def test_load_shedding(make_gateway, upstream, http):
     hold = threading.Event()
     upstream.fake.faults = Faults(hold=hold)
     bodies = [{"query": f"{{ orderItem(id: {i}) {{ id }} }}"} for i in range(1, 9)]
-    results = concurrently(gateway.url, bodies, until=(6, hold))
+    results = concurrently(gateway.url, bodies, release=(lambda answered: answered == 6, hold))
     statuses = [r.status_code for r in results]
     assert sorted(statuses) == [200] * 2 + [503] * 6, statuses
     shed = [r for r in results if r.status_code == 503]
