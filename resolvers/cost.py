@@ -30,7 +30,7 @@ from resolvers.planner import SelectionWalker, plan_list
 
 @dataclass(slots=True)
 class Cost:
-    """What the loaders of one operation fetch, at most."""
+    """What the loaders of one operation fetch, planned at the page cap known when it starts."""
 
     pages: set[PageKey] = field(default_factory=set)  # every page a list loads
     counts: set[PageKey] = field(default_factory=set)  # loaded only if a list is past the end
@@ -46,8 +46,11 @@ class Cost:
 
     @property
     def calls(self) -> int:
-        """The budget's figure: an upper bound that the loaders reach when no page is past the
-        end and no id is among the items a full page of the same operation returns."""
+        """The budget's figure. Not an upper bound on the calls made: a page served shorter than
+        planned teaches a smaller cap and re-plans with more pages (`resolvers.fetch` checks
+        those against the budget again), and retries repeat calls. Data can also spare calls:
+        a count call goes out only when every page of its list is past the end, and an id among
+        the items a full page of the same operation returns is not fetched again."""
         pages, counts = self.page_calls, self.counts - self.pages
         return len(pages) + len(counts) + len(self.ids) + self.unplaced
 

@@ -18,6 +18,7 @@ from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, create_fake_app
 from gateway.server.app import create_app
 from gateway.server.protocol import make_server
 from gateway.settings import UPSTREAM_CLIENTS, Settings
+from gateway.upstream.resilience import Clock
 
 AUTH = {"Authorization": f"Token {DEMO_TOKEN}"}
 
@@ -39,10 +40,12 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serve_gateway(settings: Settings, port: int | None = None) -> Iterator[str]:
+def serve_gateway(
+    settings: Settings, port: int | None = None, clock: Clock | None = None
+) -> Iterator[str]:
     """The gateway as `oms-gateway serve` runs it: its app on its guarded uvicorn protocol."""
     port = port or free_port()
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     server = make_server(app, settings, host="127.0.0.1", port=port, log_level="warning")
     with run_server(server) as url:
         yield url
@@ -152,13 +155,14 @@ def upstream_client() -> str:
 def make_gateway(
     upstream: Upstream, http: httpx.Client, upstream_client: str
 ) -> Iterator[Callable[..., Gateway]]:
-    """A gateway with its own settings, e.g. `make_gateway(upstream_max_limit=20)`."""
+    """A gateway with its own settings, e.g. `make_gateway(upstream_max_limit=20)`; with
+    `clock=FakeClock()` (tests/support.py) its upstream runs on that clock."""
     with contextlib.ExitStack() as stack:
 
-        def make(**overrides: Any) -> Gateway:
+        def make(clock: Clock | None = None, **overrides: Any) -> Gateway:
             overrides.setdefault("upstream_url", upstream.url)
             overrides.setdefault("upstream_client", upstream_client)
-            url = stack.enter_context(serve_gateway(Settings(**overrides)))
+            url = stack.enter_context(serve_gateway(Settings(**overrides), clock=clock))
             return Gateway(url, http)
 
         yield make

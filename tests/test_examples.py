@@ -11,7 +11,7 @@ import pytest
 from graphql import GraphQLScalarType, OperationDefinitionNode, build_schema, validate
 
 from scripts.examples_manifest import MANIFEST, documents, examples_document
-from tests.schema.test_schema_file import SDL
+from tests.support import SDL
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 README = Path(__file__).resolve().parents[1] / "README.md"

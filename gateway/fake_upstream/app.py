@@ -24,6 +24,7 @@ from gateway.fake_upstream.data import Item, make_items, order_number_of, simple
 from gateway.settings import DEMO_TOKEN
 
 BASE = "/api/v1/oms/order_items/"
+_HOLD_SECONDS = 30.0  # a held call is answered after this long even if nobody releases it
 
 
 @dataclass
@@ -51,6 +52,11 @@ class Faults:
     encoding: str = "gzip"
     # Only calls filtered by this order number get the fault (an input the upstream fails on).
     order_number: str | None = None
+    # For tests that must not depend on timing: every call waits until `hold` is set (at most
+    # _HOLD_SECONDS), and `on_call` runs for each call before it is answered (e.g. to move the
+    # gateway's fake clock by the time the call "took").
+    hold: threading.Event | None = None
+    on_call: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -343,6 +349,10 @@ def create_fake_app(fake: FakeOms | None = None) -> Starlette:
                 faults = fake.faults
                 if faults.latency:
                     await asyncio.sleep(faults.latency)
+                if faults.hold is not None:
+                    await asyncio.to_thread(faults.hold.wait, _HOLD_SECONDS)
+                if faults.on_call is not None:
+                    faults.on_call()
                 path = request.url.path + "?" + request.url.query
                 if faults.hits(name, path, request.query_params.get("order_number")):
                     return await _faulty(faults, handler, request)

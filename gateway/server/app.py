@@ -28,7 +28,7 @@ from gateway.server.response_cache import MemoryResponseCache, ResponseCache
 from gateway.server.shedding import LoadShedding
 from gateway.settings import Settings
 from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
-from gateway.upstream.resilience import BreakerState
+from gateway.upstream.resilience import BreakerState, Clock, SystemClock
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from resolvers.pagination import PageCap
@@ -40,8 +40,12 @@ _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerStat
 class Runtime:
     """What lives as long as the app: settings, the upstream client, stores, metrics."""
 
-    def __init__(self, settings: Settings, tracer_provider: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, tracer_provider: Any = None, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
+        # The upstream's deadlines, breaker and waits, and the response cache's expiry.
+        self.clock = clock or SystemClock()
         self.metrics = Metrics(multiprocess=settings.metrics_multiprocess)
         self.tracing = Tracing(enabled=settings.tracing, provider=tracer_provider)
         self.documents: DocumentStore = MemoryDocumentStore(
@@ -50,13 +54,12 @@ class Runtime:
         self.responses: ResponseCache | None = None
         if settings.response_cache_ttl > 0:
             self.responses = MemoryResponseCache(
-                settings.response_cache_size, settings.response_cache_bytes
+                settings.response_cache_size, settings.response_cache_bytes, self.clock.monotonic
             )
         self.executor: Executor | None = None  # set by create_app, for the cache-size gauges
         self._client: OmsClient | None = None
         # What this app learned about its upstream's real page cap (see resolvers/pagination.py).
         self.page_cap = PageCap()
-        self._redis: Any = None
         self._ready: tuple[float, bool] = (float("-inf"), False)
 
     @property
@@ -69,7 +72,9 @@ class Runtime:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(open_http_client(self.settings))
-            self._client = OmsClient(http, self.settings, self.metrics, self.tracing)
+            self._client = OmsClient(
+                http, self.settings, self.metrics, self.tracing, clock=self.clock
+            )
             if self.settings.redis_url:
                 await stack.enter_async_context(self._open_redis())
             try:
@@ -109,7 +114,7 @@ class Runtime:
         session = UpstreamSession(
             self.client,
             self.authorization(request),
-            deadline=time.monotonic() + settings.operation_timeout,
+            deadline=self.clock.monotonic() + settings.operation_timeout,
             request_id=request_id,
         )
         return Context(
@@ -141,8 +146,12 @@ class Runtime:
         return ready
 
 
-def create_app(settings: Settings, *, tracer_provider: Any = None) -> Starlette:
-    runtime = Runtime(settings, tracer_provider)
+def create_app(
+    settings: Settings, *, tracer_provider: Any = None, clock: Clock | None = None
+) -> Starlette:
+    """`clock` is for tests: the time the upstream rules and the response cache read, which
+    they move instead of waiting."""
+    runtime = Runtime(settings, tracer_provider, clock)
     schema = make_schema(settings)
     runtime.executor = Executor(schema._schema, settings)
     runtime.executor.on_phase = runtime.metrics.phase

@@ -27,6 +27,7 @@ from gateway.observability.tracing import Tracing
 from gateway.settings import Settings
 from gateway.upstream.resilience import (
     RETRYABLE_STATUSES,
+    Clock,
     Permit,
     Resilience,
     Verdicts,
@@ -77,10 +78,12 @@ class OmsClient:
         settings: Settings,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings
-        self.resilience = Resilience(settings)
+        self.resilience = Resilience(settings, clock)
+        self.clock = self.resilience.clock
         self.metrics = metrics or Metrics()
         self.tracing = tracing or Tracing(enabled=False)
 
@@ -99,9 +102,9 @@ class OmsClient:
         input an error answer may be about (a transport failure never is)."""
         resilience = self.resilience
         verdicts = verdicts or Verdicts()
-        policy, breaker = resilience.policy, resilience.breaker
+        policy, breaker, clock = resilience.policy, resilience.breaker, self.clock
         for attempt in range(1, policy.max_retries + 2):
-            if deadline - time.monotonic() <= 0:
+            if deadline - clock.monotonic() <= 0:
                 raise _failed(
                     UpstreamTimeout(f"The operation ran out of time before {endpoint}."),
                     attempt - 1, "deadline",
@@ -150,13 +153,12 @@ class OmsClient:
                 error = _failed(error_for_status(status, endpoint), attempt, status)
                 if attempt > policy.max_retries or status not in RETRYABLE_STATUSES:
                     raise error
-                delay = retry_after_seconds(reply.headers.get("retry-after"))
+                delay = retry_after_seconds(reply.headers.get("retry-after"), clock.wall())
             if delay is None:
                 delay = policy.backoff(attempt, resilience.rng)
-            if time.monotonic() + delay >= deadline:
+            if clock.monotonic() + delay >= deadline:
                 raise error  # waiting would outlive the operation
-            resilience.retries += 1
-            await asyncio.sleep(delay)
+            await clock.sleep(delay)
         raise AssertionError("unreachable")
 
     async def reachable(self, timeout: float = 2.0) -> bool:
@@ -222,13 +224,13 @@ class OmsClient:
         settings = self.settings
         slots = self.resilience.slots
         try:
-            async with asyncio.timeout(deadline - time.monotonic()):
+            async with asyncio.timeout(deadline - self.clock.monotonic()):
                 await slots.acquire()
         except TimeoutError:
             raise _NoSlot("no upstream slot before the deadline", retryable=True) from None
         try:
             # The total timeout bounds the whole attempt, connect to the body's last byte.
-            budget = min(settings.upstream_total_timeout, deadline - time.monotonic())
+            budget = min(settings.upstream_total_timeout, deadline - self.clock.monotonic())
             try:
                 async with asyncio.timeout(budget):
                     return await self.transport.get(

@@ -1,12 +1,12 @@
 """Upstream resilience: deadlines, retries with backoff, a circuit breaker and a concurrency cap.
 
-One `Resilience` per app wraps every upstream attempt (see `UpstreamSession._get`):
+One `Resilience` per app wraps every upstream attempt (see `OmsClient.get_json`):
 
     deadline left? ── no ──> UpstreamTimeout
         │ yes
     breaker allows? ── no ──> UpstreamUnavailable (fail fast, no call)
         │ yes
-    a concurrency slot before the deadline? ── no ──> UpstreamUnavailable
+    a concurrency slot before the deadline? ── no ──> UpstreamTimeout (no breaker verdict)
         │ yes
     attempt ──> success, or a retryable failure (connection error; 429, 502, 503, 504)
                  └─> sleep backoff (or Retry-After) if it ends before the deadline, retry ≤ N
@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from gateway.settings import Settings
 
@@ -54,6 +55,32 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+class Clock(Protocol):
+    """The time the upstream rules read: the deadline, the breaker, Retry-After dates and the
+    waits between attempts (the app's response cache expires by it too). The app runs on
+    `SystemClock`; tests pass one that moves on demand, so what they assert never depends on
+    how busy the machine is."""
+
+    def monotonic(self) -> float: ...
+
+    def wall(self) -> float:
+        """Seconds since the epoch, for a `Retry-After` given as an HTTP date."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class BreakerState(StrEnum):
@@ -190,7 +217,8 @@ class Verdicts:
 class Resilience:
     """The app-wide resilience state: one breaker, one concurrency cap, one retry policy."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
         self.policy = RetryPolicy(
             max_retries=settings.upstream_retries,
             base_delay=settings.upstream_backoff_base,
@@ -201,7 +229,7 @@ class Resilience:
             min_calls=settings.breaker_min_calls,
             window=settings.breaker_window,
             cooldown=settings.breaker_cooldown,
+            clock=self.clock.monotonic,
         )
         self.slots = asyncio.Semaphore(settings.upstream_concurrency)
         self.rng = random.Random()
-        self.retries = 0

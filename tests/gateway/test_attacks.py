@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import DocumentNode, get_introspection_query, parse
+from graphql import get_introspection_query, parse
 
 from gateway.errors import UpstreamBadResponse
 from gateway.execution.executor import Executor, Failure
@@ -31,6 +31,7 @@ from gateway.upstream.client import OmsClient, UpstreamSession
 from gateway.upstream.transports.httpx_transport import HttpxTransport
 from schema import make_schema
 from tests.conftest import AUTH, serve
+from tests.support import selection_nodes
 
 # --- documents -------------------------------------------------------------------------------
 
@@ -158,19 +159,6 @@ def test_attack_is_refused_before_validation_and_any_call(gateway, upstream, nam
     assert response.status_code == 400, response.text
     assert codes(response.json()) == [code]
     assert upstream.calls() == 0
-
-
-def selection_nodes(document: DocumentNode) -> int:
-    """Fields, inline fragments and spreads written in the document."""
-    count = 0
-    stack: list[Any] = [d.selection_set for d in document.definitions]  # type: ignore[attr-defined]
-    while stack:
-        node = stack.pop()
-        if node is None:
-            continue
-        count += len(node.selections)
-        stack.extend(getattr(s, "selection_set", None) for s in node.selections)
-    return count
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from graphql import build_schema
 
-from tests.schema.test_schema_file import SDL
+from tests.support import SDL
 
 
 def test_cost_is_reported_on_every_response_when_asked(make_gateway, upstream):

@@ -1,7 +1,9 @@
-"""Fault injection: every upstream fault gets its exact code, in bounded time, then recovery.
+"""Fault injection: every upstream fault gets its exact code, in bounded work, then recovery.
 
 Each case runs on a fresh gateway (the circuit breaker is per app), against the shared fake OMS
 whose `faults` knob makes calls misbehave; clearing the knob must bring the same query back.
+The gateway's upstream runs on a fake clock: what is asserted is the attempts made and the waits
+requested between them, never how long the machine took.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 
 from gateway.fake_upstream.app import FakeOms, Faults, create_fake_app
 from tests.conftest import AUTH, free_port, serve
+from tests.support import FakeClock
 
 # Run the tests that use `make_gateway` once per upstream transport (tests/conftest.py).
 EACH_UPSTREAM_CLIENT = True
@@ -27,12 +30,6 @@ EXPECTED = {
     LIST: {"orderItems": {"nodes": [{"id": "1"}, {"id": "2"}, {"id": "3"}]}},
 }
 ENDPOINT = {DETAIL: "detail", LIST: "list-simple"}
-
-
-def timed(gateway, query, **kw):
-    started = time.perf_counter()
-    response = gateway.post(query, **kw)
-    return response, time.perf_counter() - started
 
 
 def the_error(response):
@@ -51,49 +48,61 @@ def assert_recovers(gateway, upstream, query, **kw):
     assert response.json() == {"data": EXPECTED[query]}
 
 
-# (faults, gateway settings, code, upstream status, attempts per operation, max seconds)
+# Seconds each retry waited: `None` for the default backoff (full jitter, capped at 0.05 s for
+# the first retry and 0.1 s for the second).
+BACKOFF = None
+
+# (faults, gateway settings, code, upstream status, the waits between its attempts)
 CASES = {
-    "500": (Faults(kind="status", status=500), {}, "UPSTREAM_ERROR", 500, 1, 1.0),
-    "502": (Faults(kind="status", status=502), {}, "UPSTREAM_ERROR", 502, 3, 1.5),
+    "500": (Faults(kind="status", status=500), {}, "UPSTREAM_ERROR", 500, []),
+    "502": (Faults(kind="status", status=502), {}, "UPSTREAM_ERROR", 502, [BACKOFF, BACKOFF]),
     "503 Retry-After 1": (
         Faults(kind="status", status=503, retry_after="1"),
         {},
         "UPSTREAM_ERROR",
         503,
-        3,
-        3.0,
+        [1.0, 1.0],  # each retry after the one second the upstream asked for
     ),
-    "429": (Faults(kind="status", status=429, retry_after="0"), {}, "UPSTREAM_ERROR", 429, 3, 1.5),
-    "403": (Faults(kind="status", status=403), {}, "FORBIDDEN", 403, 1, 1.0),
+    "429": (Faults(kind="status", status=429, retry_after="0"), {}, "UPSTREAM_ERROR", 429, [0, 0]),
+    "403": (Faults(kind="status", status=403), {}, "FORBIDDEN", 403, []),
+    # The read timeout (0.3 s) cuts a 2 s hang that would otherwise end in a normal answer.
     "hang past the read timeout": (
         Faults(kind="hang", hang=2.0),
         {"upstream_read_timeout": 0.3},
         "UPSTREAM_TIMEOUT",
         None,
-        1,
-        1.2,
+        [],
     ),
-    "malformed JSON": (Faults(kind="malformed"), {}, "UPSTREAM_BAD_RESPONSE", None, 1, 1.0),
-    "truncated JSON": (Faults(kind="truncated"), {}, "UPSTREAM_BAD_RESPONSE", None, 1, 1.0),
-    "mis-shaped JSON": (Faults(kind="misshaped"), {}, "UPSTREAM_BAD_RESPONSE", None, 1, 1.0),
-    "wrong content type": (Faults(kind="content_type"), {}, "UPSTREAM_BAD_RESPONSE", None, 1, 1.0),
+    "malformed JSON": (Faults(kind="malformed"), {}, "UPSTREAM_BAD_RESPONSE", None, []),
+    "truncated JSON": (Faults(kind="truncated"), {}, "UPSTREAM_BAD_RESPONSE", None, []),
+    "mis-shaped JSON": (Faults(kind="misshaped"), {}, "UPSTREAM_BAD_RESPONSE", None, []),
+    "wrong content type": (Faults(kind="content_type"), {}, "UPSTREAM_BAD_RESPONSE", None, []),
 }
+
+
+def assert_waits(clock, waits):
+    """The waits the gateway requested between attempts, `BACKOFF` for a jittered backoff."""
+    assert len(clock.sleeps) == len(waits), clock.sleeps
+    for retry, (slept, wait) in enumerate(zip(clock.sleeps, waits, strict=True), 1):
+        if wait is BACKOFF:
+            assert 0 <= slept <= 0.05 * 2 ** (retry - 1)
+        else:
+            assert slept == wait
 
 
 @pytest.mark.parametrize("query", [DETAIL, LIST], ids=["detail", "list"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_fault_gets_its_code_in_bounded_time_then_recovers(make_gateway, upstream, case, query):
-    faults, settings, code, status, attempts, bound = CASES[case]
-    gateway = make_gateway(**settings)
+def test_fault_gets_its_code_in_bounded_work_then_recovers(make_gateway, upstream, case, query):
+    faults, settings, code, status, waits = CASES[case]
+    clock = FakeClock()
+    gateway = make_gateway(clock=clock, **settings)
     upstream.fake.faults = faults
-    response, seconds = timed(gateway, query)
+    response = gateway.post(query)
     error = the_error(response)
     assert error["extensions"]["code"] == code
     assert error["extensions"].get("upstreamStatus") == status
-    assert upstream.calls(ENDPOINT[query]) == attempts
-    assert seconds < bound + 1.0  # slack for a busy CI machine; a hang takes the 12 s timeout
-    if faults.retry_after == "1":
-        assert seconds >= 2.0  # two retries, each after the one second the upstream asked for
+    assert upstream.calls(ENDPOINT[query]) == len(waits) + 1
+    assert_waits(clock, waits)
     text = response.text
     assert "Injected" not in text and "Bad Gateway" not in text and "Traceback" not in text
     assert_recovers(gateway, upstream, query)
@@ -101,25 +110,25 @@ def test_fault_gets_its_code_in_bounded_time_then_recovers(make_gateway, upstrea
 
 @pytest.mark.parametrize("query", [DETAIL, LIST], ids=["detail", "list"])
 def test_latency_is_waited_for_not_failed(make_gateway, upstream, query):
-    gateway = make_gateway()
+    clock = FakeClock()
+    gateway = make_gateway(clock=clock)
     upstream.fake.faults = Faults(latency=0.4)
-    response, seconds = timed(gateway, query)
+    response = gateway.post(query)
     assert response.status_code == 200
     assert response.json() == {"data": EXPECTED[query]}
-    assert 0.4 <= seconds < 2.0
-    upstream.fake.faults = Faults()
-    _, fast = timed(gateway, query)
-    assert fast < 0.3
+    assert upstream.calls(ENDPOINT[query]) == 1  # one slow answer, neither cut nor retried
+    assert clock.sleeps == []
 
 
 @pytest.mark.parametrize("query", [DETAIL, LIST], ids=["detail", "list"])
 def test_rejected_token_is_unauthenticated_then_a_good_token_works(make_gateway, upstream, query):
-    gateway = make_gateway()
-    response, seconds = timed(gateway, query, headers={"Authorization": "Token revoked-1234"})
+    clock = FakeClock()
+    gateway = make_gateway(clock=clock)
+    response = gateway.post(query, headers={"Authorization": "Token revoked-1234"})
     error = the_error(response)
     assert error["extensions"] == {"code": "UNAUTHENTICATED", "upstreamStatus": 401}
     assert upstream.calls() == 1  # a 401 is never retried
-    assert seconds < 1.0
+    assert clock.sleeps == []
     assert "revoked-1234" not in response.text
     assert_recovers(gateway, upstream, query, headers=AUTH)
 
@@ -127,12 +136,13 @@ def test_rejected_token_is_unauthenticated_then_a_good_token_works(make_gateway,
 @pytest.mark.parametrize("query", [DETAIL, LIST], ids=["detail", "list"])
 def test_connection_refused_is_unavailable_then_recovers_when_the_oms_starts(make_gateway, query):
     port = free_port()
-    gateway = make_gateway(upstream_url=f"http://127.0.0.1:{port}")
-    response, seconds = timed(gateway, query)
+    clock = FakeClock()
+    gateway = make_gateway(clock=clock, upstream_url=f"http://127.0.0.1:{port}")
+    response = gateway.post(query)
     error = the_error(response)
     assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
     assert str(port) not in error["message"]
-    assert seconds < 2.0
+    assert_waits(clock, [BACKOFF, BACKOFF])  # a refused connect is safe to repeat
     fake = FakeOms()
     with serve(create_fake_app(fake), port):  # a port chosen beforehand, to start late
         response = gateway.post(query)
@@ -217,12 +227,12 @@ def not_http(sock):
 )
 def test_a_dropped_connection_is_retried_then_unavailable(make_gateway, behaviour, attempts):
     with raw_server(behaviour) as (url, accepted):
-        gateway = make_gateway(upstream_url=url)
-        response, seconds = timed(gateway, DETAIL)
-        error = the_error(response)
+        clock = FakeClock()
+        gateway = make_gateway(clock=clock, upstream_url=url)
+        error = the_error(gateway.post(DETAIL))
         assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
         assert len(accepted) == attempts  # a request that never got an answer is safe to repeat
-        assert seconds < 2.0
+        assert_waits(clock, [BACKOFF] * (attempts - 1))
 
 
 @contextlib.contextmanager
@@ -244,18 +254,22 @@ def unanswered_connects():
 
 def test_a_connect_that_hangs_is_a_timeout_retried_like_a_refusal(make_gateway):
     with unanswered_connects() as url:
-        gateway = make_gateway(upstream_url=url, upstream_connect_timeout=0.3)
-        response, seconds = timed(gateway, DETAIL)
-        assert the_error(response)["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
-        assert 0.9 <= seconds < 3.0  # three attempts: nothing was sent, so each may be repeated
+        clock = FakeClock()
+        gateway = make_gateway(clock=clock, upstream_url=url, upstream_connect_timeout=0.3)
+        assert the_error(gateway.post(DETAIL))["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+        # three attempts: nothing was sent, so each may be repeated
+        assert_waits(clock, [BACKOFF, BACKOFF])
 
 
 def test_a_body_that_never_ends_is_cut_by_the_total_timeout(make_gateway):
     with raw_server(dribble) as (url, accepted):
+        clock = FakeClock()
         gateway = make_gateway(
-            upstream_url=url, upstream_read_timeout=0.5, upstream_total_timeout=1.0
+            clock=clock, upstream_url=url, upstream_read_timeout=0.5, upstream_total_timeout=1.0
         )
-        response, seconds = timed(gateway, DETAIL)
-        assert the_error(response)["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
-        assert 0.9 <= seconds < 2.0
+        # A byte every 0.1 s keeps each read under its 0.5 s timeout; left alone the body ends
+        # short after 5 s, a transport failure that would be retried. Only the 1 s total cuts
+        # it, as a timeout that is not repeated: the request was sent.
+        assert the_error(gateway.post(DETAIL))["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
         assert len(accepted) == 1
+        assert clock.sleeps == []

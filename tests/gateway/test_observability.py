@@ -16,7 +16,8 @@ from gateway.fake_upstream.app import DEMO_TOKEN, Faults
 from gateway.observability.logs import JsonFormatter
 from gateway.server.app import create_app
 from gateway.settings import Settings
-from tests.conftest import AUTH, Gateway, free_port, serve
+from tests.conftest import AUTH, free_port, serve
+from tests.support import metrics_text, sample
 
 METRIC_NAMES = [
     "oms_gateway_operations_total",
@@ -29,21 +30,6 @@ METRIC_NAMES = [
     "oms_gateway_cache_requests_total",
     "oms_gateway_shed_requests_total",
 ]
-
-
-def metrics_text(gateway: Gateway) -> str:
-    response = gateway.client.get(f"{gateway.url}/metrics")
-    assert response.status_code == 200
-    return response.text
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_metrics_count_operations_upstream_calls_and_retries(make_gateway, upstream):

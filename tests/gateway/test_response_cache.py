@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from tests.conftest import AUTH
+from tests.support import FakeClock
 
 PARAMS = {"query": "{ orderItem(id: 5) { id price } }"}
 
@@ -16,7 +15,8 @@ def test_off_by_default(gateway, upstream, http):
 
 
 def test_get_answers_are_reused_per_token_until_they_expire(make_gateway, upstream, http):
-    gateway = make_gateway(response_cache_ttl=0.5)
+    clock = FakeClock()
+    gateway = make_gateway(clock=clock, response_cache_ttl=0.5)
     first = http.get(f"{gateway.url}/graphql", params=PARAMS, headers=AUTH)
     second = http.get(f"{gateway.url}/graphql", params=PARAMS, headers=AUTH)
     assert first.json() == second.json() and upstream.calls() == 1
@@ -25,7 +25,10 @@ def test_get_answers_are_reused_per_token_until_they_expire(make_gateway, upstre
         f"{gateway.url}/graphql", params=PARAMS, headers={"Authorization": "Token x"}
     )
     assert stranger.json()["data"] == {"orderItem": None} and upstream.calls() == 2
-    time.sleep(0.6)
+    clock.advance(0.4)
+    http.get(f"{gateway.url}/graphql", params=PARAMS, headers=AUTH)
+    assert upstream.calls() == 2  # still fresh
+    clock.advance(0.2)
     http.get(f"{gateway.url}/graphql", params=PARAMS, headers=AUTH)
     assert upstream.calls() == 3
 

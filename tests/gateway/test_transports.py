@@ -10,7 +10,7 @@ from gateway.upstream.transports import open_transport
 from gateway.upstream.transports.aiohttp_transport import AiohttpTransport
 from gateway.upstream.transports.httpx_transport import HttpxTransport
 from tests.conftest import free_port
-from tests.gateway.test_observability import metrics_text, sample
+from tests.support import metrics_text, sample
 
 EACH_UPSTREAM_CLIENT = True
 

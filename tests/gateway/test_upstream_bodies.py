@@ -64,15 +64,10 @@ def test_a_hostile_body_is_refused_at_once_while_others_are_served(make_gateway,
     )
     upstream.fake.faults = faults
 
-    def hostile():
-        started = time.perf_counter()
-        response = gateway.post(DETAIL)
-        return response, time.perf_counter() - started
-
     with ThreadPoolExecutor(2) as pool:
-        attacked = pool.submit(hostile)
+        attacked = pool.submit(gateway.post, DETAIL)
         legit = [gateway.post(LIST) for _ in range(3)]
-        response, seconds = attacked.result(timeout=30)
+        response = attacked.result(timeout=30)  # a hang guard
 
     assert [r.status_code for r in legit] == [200] * 3
     assert all(r.json() == {"data": LIST_DATA} for r in legit)
@@ -83,7 +78,6 @@ def test_a_hostile_body_is_refused_at_once_while_others_are_served(make_gateway,
     assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE"}
     assert str(CAP) in error["message"] and "xxxx" not in response.text
     assert upstream.calls("detail") == 1  # a refused body is not retried
-    assert seconds < 5.0
     # The connection was dropped: the fake stopped long before the end of its 64 MiB.
     assert settled(faults) < ATTACK // 4
 

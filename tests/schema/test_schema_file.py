@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from graphql import build_schema
 
 from schema import make_schema
-
-SDL = Path(__file__).resolve().parents[2] / "schema.graphql"
+from tests.support import SDL
 
 
 def test_schema_graphql_matches_the_printed_schema():

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from graphql import GraphQLError
 
+from gateway.errors import UpstreamBadResponse
 from schema.scalars import parse_decimal, serialize_datetime, serialize_decimal
 
 
@@ -51,18 +53,18 @@ def test_decimal_strings_pass_through_unchanged(text):
 
 @pytest.mark.parametrize("value", [599.99, "5e3", "1,00", "", "NaN", " 1.00", True])
 def test_non_decimal_values_are_refused(value):
-    with pytest.raises(Exception) as info:
+    with pytest.raises(UpstreamBadResponse) as info:
         serialize_decimal(value)
     assert info.value.extensions["code"] == "UPSTREAM_BAD_RESPONSE"
 
 
 def test_decimal_input_is_validated():
     assert parse_decimal("1.50") == "1.50"
-    with pytest.raises(Exception, match="Decimal"):
+    with pytest.raises(GraphQLError, match="Decimal"):
         parse_decimal(1.5)
 
 
 def test_datetime_refuses_non_iso_text():
-    with pytest.raises(Exception) as info:
+    with pytest.raises(UpstreamBadResponse) as info:
         serialize_datetime("yesterday")
     assert info.value.extensions["code"] == "UPSTREAM_BAD_RESPONSE"

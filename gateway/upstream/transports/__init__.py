@@ -171,7 +171,6 @@ class _Trimmer:
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
-        self.trims = 0
         self._pending = False
         self._since = 0.0
         self._trim: Callable[[int], int] | None = None
@@ -195,7 +194,6 @@ class _Trimmer:
     def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         self._pending = False
         if self._trim is not None:
-            self.trims += 1
             loop.run_in_executor(None, self._trim, 0)
 
 
