@@ -136,7 +136,7 @@ def gateway(upstream: Upstream, http: httpx.Client) -> Iterator[Gateway]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module with `EACH_UPSTREAM_CLIENT = True` runs its `make_gateway` tests once per
-    transport (gateway/transports), so httpx and aiohttp meet the same upstream behaviours."""
+    transport (gateway/upstream/transports), so httpx and aiohttp meet the same upstream behaviours."""
     module = metafunc.module
     if (
         getattr(module, "EACH_UPSTREAM_CLIENT", False)

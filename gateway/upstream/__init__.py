@@ -1,1 +1,1 @@
-"""The OMS client: transports, resilience, and the mapping of every failure."""
+"""The OMS client over its transports, with deadline, retries, breaker and concurrency cap."""

@@ -13,6 +13,8 @@ import orjson
 from gateway.errors import (
     BadCredentials,
     MissingCredentials,
+    TransportFailure,
+    TransportTimeout,
     UpstreamBadResponse,
     UpstreamError,
     UpstreamNotFound,
@@ -37,8 +39,6 @@ from gateway.upstream.transports import (
     BodyRefused,
     Reply,
     Transport,
-    TransportFailure,
-    TransportTimeout,
     open_transport,
 )
 

@@ -27,11 +27,6 @@ from typing import TYPE_CHECKING, Protocol, Self
 
 import brotli
 
-# Re-exported for the client: the failures a transport raises live in the ground's tree.
-from gateway.errors import ConnectionFailed as ConnectionFailed
-from gateway.errors import TransportFailure as TransportFailure
-from gateway.errors import TransportTimeout as TransportTimeout
-
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
