@@ -6,7 +6,7 @@ import keyword
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from graphql import (
     ExecutionResult,
@@ -64,6 +64,13 @@ _ATTRIBUTE_SOURCED = frozenset({"OrderItemConnection", "AttributeValue"})
 MAX_VARIANTS = 32
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _ABSENT = object()
+
+
+# Which engine answered an operation, or why graphql-core ran it instead: a metric label and an
+# access-log field, so a bounded set. `exact` is the compiled path with at least one root field
+# completed by the exact path after its projector bailed.
+Engine = Literal["compiled", "exact", "graphql-core"]
+Fallback = Literal["disabled", "uncredentialed", "unsupported", "arguments", "directives", "error"]
 
 
 class Unsupported(Exception):
@@ -397,7 +404,9 @@ class _Variant:
     fragments: Mapping[str, FragmentDefinitionNode]
     hide_suggestions: bool
 
-    async def execute(self, context: Context, variables: VariableValues) -> ExecutionResult | None:
+    async def execute(
+        self, context: Context, variables: VariableValues
+    ) -> tuple[ExecutionResult, Engine] | Fallback:
         roots = self.roots
         arguments: list[dict[str, Any]] = []
         for root in roots:
@@ -415,8 +424,9 @@ class _Variant:
                     )
                 )
             except GraphQLError:
-                return None  # graphql-core reports these its own way (before any resolver runs)
+                return "arguments"  # graphql-core reports these its own way, before any call
         errors: list[GraphQLError] = []
+        bailed: list[str] = []
         data: dict[str, Any] = {}
         pending: list[str] = []
         for root, args in zip(roots, arguments, strict=True):
@@ -424,7 +434,7 @@ class _Variant:
             if root.definition is None:
                 data[key] = root.field.typename
             else:
-                data[key] = self._root(root, args, context, variables, errors)
+                data[key] = self._root(root, args, context, variables, errors, bailed)
                 pending.append(key)
         try:
             # As graphql-core does: one awaitable is awaited as is, several are gathered, and the
@@ -436,8 +446,8 @@ class _Variant:
                 data.update(zip(pending, values, strict=True))
         except GraphQLError as error:
             errors.append(error)
-            return ExecutionResult(None, errors)
-        return ExecutionResult(data, errors or None)
+            return ExecutionResult(None, errors), "exact" if bailed else "compiled"
+        return ExecutionResult(data, errors or None), "exact" if bailed else "compiled"
 
     async def _root(
         self,
@@ -446,6 +456,7 @@ class _Variant:
         context: Context,
         variables: VariableValues,
         errors: list[GraphQLError],
+        bailed: list[str],
     ) -> Any:
         f = root.field
         try:
@@ -453,6 +464,7 @@ class _Variant:
             try:
                 return root.complete(value)
             except Exception:
+                bailed.append(f.key)
                 return _complete_value(f, f.type, value, [f.key], errors)
         except Exception as raw:
             error = located_error(raw, f.nodes, [f.key])
@@ -537,18 +549,21 @@ class CompiledOperation:
         self.hide_suggestions = hide_suggestions
         self.supported = _statically_supported(operation, fragments)
         self.shaping = _shaping_variables(operation, fragments) if self.supported else ()
-        self.variants: dict[tuple[Any, ...], _Variant | None] = {}
+        # Why a variant could not be compiled, by its key: told again at each request it serves.
+        self.variants: dict[tuple[Any, ...], _Variant | Fallback] = {}
 
-    async def execute(self, context: Context, variables: VariableValues) -> ExecutionResult | None:
-        """The result, or None when graphql-core must run this request."""
+    async def execute(
+        self, context: Context, variables: VariableValues
+    ) -> tuple[ExecutionResult, Engine] | Fallback:
+        """The result and the engine that made it, or why graphql-core must run this request."""
         if not self.supported:
-            return None
+            return "unsupported"
         variant = self.variant(variables)
-        if variant is None:
-            return None
+        if isinstance(variant, str):
+            return variant
         return await variant.execute(context, variables)
 
-    def variant(self, variables: VariableValues) -> _Variant | None:
+    def variant(self, variables: VariableValues) -> _Variant | Fallback:
         coerced = variables.coerced
         key = tuple(coerced.get(name, _ABSENT) for name in self.shaping)
         try:
@@ -562,17 +577,19 @@ class CompiledOperation:
             self.variants[key] = variant
         return variant
 
-    def _compile(self, variables: VariableValues) -> _Variant | None:
+    def _compile(self, variables: VariableValues) -> _Variant | Fallback:
         try:
             return _compile(
                 self.schema, self.fragments, self.operation, variables, self.hide_suggestions
             )
-        except (Unsupported, GraphQLError):
-            # GraphQLError: e.g. a null `if:`; graphql-core reports it exactly as it does.
-            return None
+        except Unsupported:
+            return "unsupported"
+        except GraphQLError:
+            # E.g. a null `if:`; graphql-core reports it exactly as it does.
+            return "directives"
         except Exception:  # a compiler bug must cost speed, never an answer
             logger.exception("could not compile an operation; graphql-core runs it")
-            return None
+            return "error"
 
 
 def _statically_supported(
