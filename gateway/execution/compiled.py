@@ -47,15 +47,13 @@ from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import Undefined, gather_with_cancel, inspect, is_iterable
 
 from resolvers.context import Context
-from resolvers.fetch import fetch_item, fetch_items
-from resolvers.planner import SelectionWalker, list_connection
+from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
+from resolvers.roots import Root, root_of
 from schema import read_field
 from schema.types import attribute_values, state_name
 
 logger = logging.getLogger("gateway.compiled")
 
-# The root fields this module fetches itself, with the same functions as their resolvers.
-ROOT_FIELDS = frozenset({"orderItem", "orderItems", "orderItemsByIds"})
 # Resolver fields that are pure functions of their parent, so they can be called directly.
 _PURE_RESOLVERS = frozenset({state_name, attribute_values})
 # Types whose values are Python objects read by attribute; every other type is an upstream dict.
@@ -119,6 +117,7 @@ class RootPlan:
     field: FieldPlan
     definition: GraphQLField | None  # None for __typename
     complete: Callable[[Any], Any]  # the fast projection of the fetched value
+    entry: Root | None = None  # the registry's entry: how the field fetches
 
 
 # --- The exact path: graphql-core's value completion, for values the projectors bail on. ---
@@ -460,7 +459,7 @@ class _Variant:
     ) -> Any:
         f = root.field
         try:
-            value = await self._fetch(f, args, context, variables)
+            value = await self._fetch(root, args, context, variables)
             try:
                 return root.complete(value)
             except Exception:
@@ -474,16 +473,16 @@ class _Variant:
             return None
 
     async def _fetch(
-        self, f: FieldPlan, args: dict[str, Any], context: Context, variables: VariableValues
+        self, root: RootPlan, args: dict[str, Any], context: Context, variables: VariableValues
     ) -> Any:
-        # The same calls, in the same order, as the resolvers in schema/query.py.
-        loaders = context.loaders
-        if f.name == "orderItem":
-            return await fetch_item(loaders, args["id"])
-        if f.name == "orderItemsByIds":
-            return await fetch_items(loaders, list(args["ids"]), context.settings.max_ids)
-        walker = SelectionWalker(self.fragments, variables.coerced or {})
-        return await list_connection(context, walker, f.nodes, args)
+        # The same entry, so the same calls in the same order, as the resolvers of `Query`.
+        entry = root.entry
+        assert entry is not None
+        shape = NO_SHAPE
+        if entry.shaped:
+            walker = SelectionWalker(self.fragments, variables.coerced or {})
+            shape = list_shape(walker, root.field.nodes)
+        return await entry.fetch(context, args, shape)
 
 
 def _compile(
@@ -511,13 +510,14 @@ def _compile(
     roots: list[RootPlan] = []
     for key, details in collected.grouped_field_set.items():
         name = details[0].node.name.value
-        if name != "__typename" and name not in ROOT_FIELDS:
-            raise Unsupported(f"the root field {name}")
         plan, definition = planner.field(query_type, key, details)
         if name == "__typename":
             roots.append(RootPlan(plan, None, _identity))
-        else:
-            roots.append(RootPlan(plan, definition, codegen.root(plan)))
+            continue
+        entry = root_of(definition)
+        if entry is None:
+            raise Unsupported(f"the root field {name}")
+        roots.append(RootPlan(plan, definition, codegen.root(plan), entry))
     return _Variant(roots, fragments, hide_suggestions)
 
 
@@ -548,7 +548,10 @@ class CompiledOperation:
         self.operation = operation
         self.hide_suggestions = hide_suggestions
         self.supported = _statically_supported(operation, fragments)
-        self.shaping = _shaping_variables(operation, fragments) if self.supported else ()
+        query_type = schema.query_type
+        assert query_type is not None
+        roots = frozenset(n for n, d in query_type.fields.items() if root_of(d) is not None)
+        self.shaping = _shaping_variables(operation, fragments, roots) if self.supported else ()
         # Why a variant could not be compiled, by its key: told again at each request it serves.
         self.variants: dict[tuple[Any, ...], _Variant | Fallback] = {}
 
@@ -604,7 +607,9 @@ def _statically_supported(
 
 
 def _shaping_variables(
-    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    roots: frozenset[str],
 ) -> tuple[str, ...]:
     """Variables used by directives or by arguments of fields below the root."""
     names: set[str] = set()
@@ -614,7 +619,7 @@ def _shaping_variables(
             for directive in selection.directives or ():
                 for argument in directive.arguments or ():
                     _collect_variables(argument.value, names)
-            if isinstance(selection, FieldNode) and selection.name.value not in ROOT_FIELDS:
+            if isinstance(selection, FieldNode) and selection.name.value not in roots:
                 for argument in selection.arguments or ():
                     _collect_variables(argument.value, names)
     return tuple(sorted(names))
