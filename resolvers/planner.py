@@ -18,7 +18,7 @@ from graphql import (
 
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
-from gateway.upstream.client import ListKind
+from gateway.upstream.client import SIMPLE_BY_ID, ListKind
 from resolvers.context import Context
 from resolvers.fetch import Connection, ListRequest, fetch_connection
 from resolvers.pagination import COUNT_PLAN, plan_pages, probe_plan, resolve_window
@@ -26,8 +26,9 @@ from resolvers.pagination import COUNT_PLAN, plan_pages, probe_plan, resolve_win
 # Order numbers are short codes; a longer value is a mistake or an attack, not a filter.
 MAX_ORDER_NUMBER_LENGTH = 64
 
-# list-simple names state and product by id only; every other item field is in both lists.
-_NESTED_BY_ID = frozenset({"state", "product"})
+# What list-simple names by id only, as the client declares it (upstream keys that are the
+# fields' GraphQL names too); every other item field is in both lists.
+_NESTED_BY_ID = frozenset(SIMPLE_BY_ID)
 _KNOWN_WITHOUT_CALL = frozenset({"id", "__typename"})
 
 

@@ -9,7 +9,7 @@ import strawberry
 from resolvers.context import Info
 from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
 from resolvers.roots import ORDER_ITEM, ORDER_ITEMS, ORDER_ITEMS_BY_IDS
-from schema.types import OrderItem, OrderItemConnection
+from schema.types import OBJECTS, OrderItem, OrderItemConnection
 
 
 @strawberry.type(description="Order items of the Akinon OMS.")
@@ -34,7 +34,7 @@ class Query:
 
     @strawberry.field(
         name=ORDER_ITEMS.name,
-        metadata=ORDER_ITEMS.metadata,
+        metadata={**ORDER_ITEMS.metadata, OBJECTS: True},  # a `Connection`
         description=(
             "A page of order items. Page forward with `first`/`after`, backward with "
             "`last`/`before` (Relay), or by `page`/`pageSize`. Selections that need only ids of "

@@ -50,14 +50,10 @@ from resolvers.context import Context
 from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
 from resolvers.roots import Root, root_of
 from schema import read_field
-from schema.types import attribute_values, state_name
+from schema.types import OBJECTS, PURE
 
 logger = logging.getLogger("gateway.compiled")
 
-# Resolver fields that are pure functions of their parent, so they can be called directly.
-_PURE_RESOLVERS = frozenset({state_name, attribute_values})
-# Types whose values are Python objects read by attribute; every other type is an upstream dict.
-_ATTRIBUTE_SOURCED = frozenset({"OrderItemConnection", "AttributeValue"})
 # Variants (one per combination of the variables that shape a plan) kept per operation.
 MAX_VARIANTS = 32
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -85,6 +81,9 @@ class ObjectPlan:
 
     type: GraphQLObjectType
     fields: list[FieldPlan]
+    # Python objects read by attribute, as the field that gives them declares (`OBJECTS`);
+    # else upstream dicts.
+    by_attribute: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -226,7 +225,7 @@ class _Codegen:
 
     def object(self, plan: ObjectPlan) -> str:
         name = self.fresh("object")
-        by_attribute = plan.type.name in _ATTRIBUTE_SOURCED
+        by_attribute = plan.by_attribute
         lines = [f"def {name}(s):"]
         if by_attribute:
             lines.append("    if type(s) is dict: raise _Bail")
@@ -306,6 +305,12 @@ class _Codegen:
         ]
 
 
+def _metadata(definition: GraphQLField) -> Mapping[Any, Any]:
+    """What the Strawberry field behind `definition` declares in its `metadata`."""
+    strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+    return strawberry_field.metadata if strawberry_field is not None else {}
+
+
 def _indent(lines: list[str], levels: int = 1) -> list[str]:
     return [("    " * levels) + line for line in lines]
 
@@ -363,7 +368,9 @@ class _Planner:
             if collected.new_defer_usages:
                 raise Unsupported("@defer")
             plan.sub = ObjectPlan(
-                named, [self.field(named, k, d)[0] for k, d in collected.grouped_field_set.items()]
+                named,
+                [self.field(named, k, d)[0] for k, d in collected.grouped_field_set.items()],
+                bool(_metadata(definition).get(OBJECTS)),
             )
         elif not is_leaf_type(named):
             raise Unsupported(f"the abstract type {named}")
@@ -379,7 +386,7 @@ class _Planner:
             plan.python_name = strawberry_field.python_name
             return
         function = resolver.wrapped_func
-        if function not in _PURE_RESOLVERS:
+        if not strawberry_field.metadata.get(PURE):
             raise Unsupported(f"the resolver of {plan.parent}.{plan.name}")
         values = get_argument_values(
             definition,
