@@ -47,7 +47,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import Undefined, gather_with_cancel, inspect, is_iterable
 
 from resolvers.context import Context
-from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
+from resolvers.planner import NO_SHAPE, ListShape, SelectionWalker, list_shape
 from resolvers.roots import Root, root_of
 from schema import read_field
 from schema.types import OBJECTS, PURE
@@ -117,6 +117,7 @@ class RootPlan:
     definition: GraphQLField | None  # None for __typename
     complete: Callable[[Any], Any]  # the fast projection of the fetched value
     entry: Root | None = None  # the registry's entry: how the field fetches
+    shape: ListShape = NO_SHAPE  # what its fetch reads of its selection, once per variant
 
 
 # --- The exact path: graphql-core's value completion, for values the projectors bail on. ---
@@ -407,7 +408,6 @@ class _Variant:
     """The plan of an operation for one combination of the variables that shape it."""
 
     roots: list[RootPlan]
-    fragments: Mapping[str, FragmentDefinitionNode]
     hide_suggestions: bool
 
     async def execute(
@@ -440,7 +440,7 @@ class _Variant:
             if root.definition is None:
                 data[key] = root.field.typename
             else:
-                data[key] = self._root(root, args, context, variables, errors, bailed)
+                data[key] = self._root(root, args, context, errors, bailed)
                 pending.append(key)
         try:
             # As graphql-core does: one awaitable is awaited as is, several are gathered, and the
@@ -460,13 +460,12 @@ class _Variant:
         root: RootPlan,
         args: dict[str, Any],
         context: Context,
-        variables: VariableValues,
         errors: list[GraphQLError],
         bailed: list[str],
     ) -> Any:
         f = root.field
         try:
-            value = await self._fetch(root, args, context, variables)
+            value = await self._fetch(root, args, context)
             try:
                 return root.complete(value)
             except Exception:
@@ -479,17 +478,11 @@ class _Variant:
             errors.append(error)
             return None
 
-    async def _fetch(
-        self, root: RootPlan, args: dict[str, Any], context: Context, variables: VariableValues
-    ) -> Any:
+    async def _fetch(self, root: RootPlan, args: dict[str, Any], context: Context) -> Any:
         # The same entry, so the same calls in the same order, as the resolvers of `Query`.
         entry = root.entry
         assert entry is not None
-        shape = NO_SHAPE
-        if entry.shaped:
-            walker = SelectionWalker(self.fragments, variables.coerced or {})
-            shape = list_shape(walker, root.field.nodes)
-        return await entry.fetch(context, args, shape)
+        return await entry.fetch(context, args, root.shape)
 
 
 def _compile(
@@ -524,8 +517,12 @@ def _compile(
         entry = root_of(definition)
         if entry is None:
             raise Unsupported(f"the root field {name}")
-        roots.append(RootPlan(plan, definition, codegen.root(plan), entry))
-    return _Variant(roots, fragments, hide_suggestions)
+        shape = NO_SHAPE
+        if entry.shaped:  # the selection's shape is fixed by the variant's variables
+            walker = SelectionWalker(fragments, variables.coerced or {})
+            shape = list_shape(walker, plan.nodes)
+        roots.append(RootPlan(plan, definition, codegen.root(plan), entry, shape))
+    return _Variant(roots, hide_suggestions)
 
 
 def _identity(value: Any) -> Any:
