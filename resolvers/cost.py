@@ -1,8 +1,8 @@
 """The upstream-call budget: the calls an operation's loaders will make, from the loaders' code.
 
-Every figure comes from the functions the resolvers and the loaders use: `plan_list` (and so
-`resolvers.pagination`'s page planning at the learned page cap), `ListRequest.page_keys`,
-`count_fallback` and `unplaced_calls` for lists, `parse_id` and `parse_ids` for ids. Root
+Every figure comes from the functions the resolvers and the loaders use: each root field's
+entry in `resolvers.roots` plans its calls with the functions its fetch uses (`plan_list`,
+`count_fallback` and `unplaced_calls` for lists, `parse_id` and `parse_ids` for ids). Root
 fields are grouped by response key as graphql-core executes them.
 """
 
@@ -22,10 +22,11 @@ from graphql import (
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from resolvers.fetch import ListRequest, count_fallback, parse_id, parse_ids
+from resolvers.fetch import ListRequest, count_fallback
 from resolvers.loaders import PageKey
 from resolvers.pagination import unplaced_calls
-from resolvers.planner import SelectionWalker, plan_list
+from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
+from resolvers.roots import root_of
 
 
 @dataclass(slots=True)
@@ -57,6 +58,15 @@ class Cost:
     def __contains__(self, key: PageKey) -> bool:
         return key in self.pages
 
+    def add_list(self, request: ListRequest, max_limit: int) -> None:
+        """One planned `orderItems` field, at page cap `max_limit`."""
+        self.lists.append(request)
+        self.pages.update(request.page_keys())
+        fallback = count_fallback(request)
+        if fallback is not None:
+            self.counts.add(fallback)
+        self.unplaced += unplaced_calls(request.window, max_limit)
+
 
 def operation_cost(
     schema: GraphQLSchema,
@@ -75,28 +85,15 @@ def operation_cost(
     for node in walker.fields([operation.selection_set]):
         groups.setdefault((node.alias or node.name).value, []).append(node)
     cost = Cost()
-    limit = max_limit or settings.upstream_max_limit
     for nodes in groups.values():
-        name = nodes[0].name.value
-        definition = root.fields.get(name)
-        if definition is None:
-            continue
+        definition = root.fields.get(nodes[0].name.value)
+        entry = root_of(definition) if definition is not None else None
+        if entry is None:
+            continue  # introspection and `__typename` make no call
         try:
             args = get_argument_values(definition, nodes[0], variables)
-            if name == "orderItems":
-                request = plan_list(settings, walker, nodes, args, max_limit)
-                cost.lists.append(request)
-                cost.pages.update(request.page_keys())
-                fallback = count_fallback(request)
-                if fallback is not None:
-                    cost.counts.add(fallback)
-                cost.unplaced += unplaced_calls(request.window, limit)
-            elif name == "orderItem":
-                cost.ids.add(parse_id(args["id"], "id"))
-            elif name == "orderItemsByIds":
-                # A bad id fails only its own slot, so the others still count.
-                ids = parse_ids(list(args["ids"]), settings.max_ids)
-                cost.ids.update(i for i in ids if isinstance(i, int))
+            shape = list_shape(walker, nodes) if entry.shaped else NO_SHAPE
+            entry.plan(cost, settings, args, shape, max_limit)
         except (GatewayError, ValueError, TypeError, KeyError):
             continue
     return cost

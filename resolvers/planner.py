@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import (
     BooleanValueNode,
@@ -18,7 +18,7 @@ from graphql import (
 
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
-from gateway.upstream.client import ListKind
+from gateway.upstream.client import SIMPLE_BY_ID, ListKind
 from resolvers.context import Context
 from resolvers.fetch import Connection, ListRequest, fetch_connection
 from resolvers.pagination import COUNT_PLAN, plan_pages, probe_plan, resolve_window
@@ -26,9 +26,21 @@ from resolvers.pagination import COUNT_PLAN, plan_pages, probe_plan, resolve_win
 # Order numbers are short codes; a longer value is a mistake or an attack, not a filter.
 MAX_ORDER_NUMBER_LENGTH = 64
 
-# list-simple names state and product by id only; every other item field is in both lists.
-_NESTED_BY_ID = frozenset({"state", "product"})
+# What list-simple names by id only, as the client declares it (upstream keys that are the
+# fields' GraphQL names too); every other item field is in both lists.
+_NESTED_BY_ID = frozenset(SIMPLE_BY_ID)
 _KNOWN_WITHOUT_CALL = frozenset({"id", "__typename"})
+
+
+class ListShape(NamedTuple):
+    """What a list's fetch needs from its selection set."""
+
+    items: bool  # it selects items or edges, not only `totalCount` or `pageInfo`
+    full: bool  # the items' selection reaches past what list-simple returns
+
+
+# A root that is no list: its fetch does not read its selection.
+NO_SHAPE = ListShape(items=True, full=True)
 
 
 class SelectionWalker:
@@ -102,17 +114,12 @@ def needs_full_items(walker: SelectionWalker, item_nodes: list[FieldNode]) -> bo
     return False
 
 
-def list_kind(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> ListKind:
-    """The cheapest list endpoint that serves this `orderItems` selection."""
-    items = item_selections(walker, connection_nodes)
-    return "full" if needs_full_items(walker, items) else "simple"
-
-
-def selects_items(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> bool:
-    """True when the selection reads any item or edge (not only totalCount or pageInfo)."""
-    return bool(
+def list_shape(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> ListShape:
+    """The shape of an `orderItems` selection: whether it reads items, and which list serves."""
+    items = bool(
         walker.children(connection_nodes, "nodes") or walker.children(connection_nodes, "edges")
     )
+    return ListShape(items, needs_full_items(walker, item_selections(walker, connection_nodes)))
 
 
 def check_filter(argument: str, value: str | None) -> str | None:
@@ -136,8 +143,7 @@ def check_filter(argument: str, value: str | None) -> str | None:
 
 def plan_list(
     settings: Settings,
-    walker: SelectionWalker,
-    field_nodes: list[FieldNode],
+    shape: ListShape,
     args: Mapping[str, Any],
     max_limit: int | None = None,
 ) -> ListRequest:
@@ -157,24 +163,22 @@ def plan_list(
         before=args.get("before"),
         order_number=order_number,
     )
-    wants_items = window.size > 0 and selects_items(walker, field_nodes)
+    wants_items = window.size > 0 and shape.items
     if not wants_items:
         # Only the count is needed: one slim item tells it.
         return ListRequest("simple", window, COUNT_PLAN, order_number, False)
     limit = max_limit or settings.upstream_max_limit
     plan = probe_plan(window, limit) if window.from_end else plan_pages(window, limit)
-    return ListRequest(list_kind(walker, field_nodes), window, plan, order_number, True)
+    kind: ListKind = "full" if shape.full else "simple"
+    return ListRequest(kind, window, plan, order_number, True)
 
 
 async def list_connection(
-    context: Context,
-    walker: SelectionWalker,
-    field_nodes: list[FieldNode],
-    args: Mapping[str, Any],
+    context: Context, args: Mapping[str, Any], shape: ListShape
 ) -> Connection:
     """Plan and fetch one `orderItems` field: both execution paths call exactly this."""
     settings = context.settings
-    request = plan_list(settings, walker, field_nodes, args, context.list_limit())
+    request = plan_list(settings, shape, args, context.list_limit())
     return await fetch_connection(
         context.loaders,
         request,

@@ -7,17 +7,19 @@ from typing import Annotated, Any
 import strawberry
 
 from resolvers.context import Info
-from resolvers.fetch import fetch_item, fetch_items
-from resolvers.planner import SelectionWalker, list_connection
-from schema.types import OrderItem, OrderItemConnection
+from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
+from resolvers.roots import ORDER_ITEM, ORDER_ITEMS, ORDER_ITEMS_BY_IDS
+from schema.types import OBJECTS, OrderItem, OrderItemConnection
 
 
 @strawberry.type(description="Order items of the Akinon OMS.")
 class Query:
     @strawberry.field(
+        name=ORDER_ITEM.name,
+        metadata=ORDER_ITEM.metadata,
         description=(
             "One order item by id, from the detail endpoint. Null when the OMS has no such item."
-        )
+        ),
     )
     async def order_item(
         self,
@@ -27,17 +29,19 @@ class Query:
             strawberry.argument(description="The order item's id, a positive integer."),
         ],
     ) -> OrderItem | None:
-        item: Any = await fetch_item(info.context.loaders, id)
+        item: Any = await ORDER_ITEM.fetch(info.context, {"id": id}, NO_SHAPE)
         return item
 
     @strawberry.field(
+        name=ORDER_ITEMS.name,
+        metadata={**ORDER_ITEMS.metadata, OBJECTS: True},  # a `Connection`
         description=(
             "A page of order items. Page forward with `first`/`after`, backward with "
             "`last`/`before` (Relay), or by `page`/`pageSize`. Selections that need only ids of "
             "`state` and `product` are served from the cheaper list-simple endpoint. Each "
             "upstream page is one call of the operation's budget of {max_upstream_calls}; the "
             "gateway asks the OMS for at most {upstream_max_limit} items per call."
-        )
+        ),
     )
     async def order_items(
         self,
@@ -90,17 +94,18 @@ class Query:
         raw = info._raw_info
         args = {"first": first, "after": after, "last": last, "before": before, "page": page,
                 "pageSize": page_size, "orderNumber": order_number}  # fmt: skip
-        connection: Any = await list_connection(
-            info.context, SelectionWalker.of(raw), raw.field_nodes, args
-        )
+        shape = list_shape(SelectionWalker.of(raw), raw.field_nodes)
+        connection: Any = await ORDER_ITEMS.fetch(info.context, args, shape)
         return connection
 
     @strawberry.field(
+        name=ORDER_ITEMS_BY_IDS.name,
+        metadata=ORDER_ITEMS_BY_IDS.metadata,
         description=(
             "Order items by id, one slot per id in the order given; null where the OMS has no "
             "such item, or (with an error at that slot) where the id is not a positive integer. "
             "Repeated ids cost one upstream call."
-        )
+        ),
     )
     async def order_items_by_ids(
         self,
@@ -114,7 +119,5 @@ class Query:
         ],
     ) -> list[OrderItem | None] | None:
         # One failing id fails only its own slot: graphql-core raises an exception found in a slot.
-        results: Any = await fetch_items(
-            info.context.loaders, list(ids), info.context.settings.max_ids
-        )
+        results: Any = await ORDER_ITEMS_BY_IDS.fetch(info.context, {"ids": ids}, NO_SHAPE)
         return results

@@ -17,6 +17,10 @@ from schema.scalars import DateTime, Decimal
 
 Raw = dict[str, Any]
 
+# Field metadata the compiled path reads (gateway/execution/compiled.py), declared on the field:
+PURE = "gateway.pure"  # its resolver is a pure function of its parent and arguments
+OBJECTS = "gateway.objects"  # its values are Python objects read by attribute, not upstream dicts
+
 
 def _f(description: str, name: str | None = None) -> Any:
     return strawberry.field(description=description, name=name)
@@ -92,6 +96,7 @@ class State:
     translations: JSON | None = _f('Names by locale, such as `{"tr-tr": {"name": "..."}}`.')
     name: str | None = strawberry.field(
         resolver=state_name,
+        metadata={PURE: True},
         description=(
             "The state's name. With `locale` (such as `tr-tr`, `en-US` or `tr`), the translation "
             "for that locale; without one, or when there is none, the default name."
@@ -129,6 +134,7 @@ class Product:
     remote_modified_date: DateTime | None = _f("When the product last changed on omnitron.")
     attribute_values: list[AttributeValue] = strawberry.field(
         resolver=attribute_values,
+        metadata={PURE: True, OBJECTS: True},
         description="`attributes` and `attributesKwargs` merged into typed entries.",
     )
 

@@ -6,7 +6,7 @@ import keyword
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from graphql import (
     ExecutionResult,
@@ -47,23 +47,24 @@ from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import Undefined, gather_with_cancel, inspect, is_iterable
 
 from resolvers.context import Context
-from resolvers.fetch import fetch_item, fetch_items
-from resolvers.planner import SelectionWalker, list_connection
+from resolvers.planner import NO_SHAPE, ListShape, SelectionWalker, list_shape
+from resolvers.roots import Root, root_of
 from schema import read_field
-from schema.types import attribute_values, state_name
+from schema.types import OBJECTS, PURE
 
 logger = logging.getLogger("gateway.compiled")
 
-# The root fields this module fetches itself, with the same functions as their resolvers.
-ROOT_FIELDS = frozenset({"orderItem", "orderItems", "orderItemsByIds"})
-# Resolver fields that are pure functions of their parent, so they can be called directly.
-_PURE_RESOLVERS = frozenset({state_name, attribute_values})
-# Types whose values are Python objects read by attribute; every other type is an upstream dict.
-_ATTRIBUTE_SOURCED = frozenset({"OrderItemConnection", "AttributeValue"})
 # Variants (one per combination of the variables that shape a plan) kept per operation.
 MAX_VARIANTS = 32
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _ABSENT = object()
+
+
+# Which engine answered an operation, or why graphql-core ran it instead: a metric label and an
+# access-log field, so a bounded set. `exact` is the compiled path with at least one root field
+# completed by the exact path after its projector bailed.
+Engine = Literal["compiled", "exact", "graphql-core"]
+Fallback = Literal["disabled", "uncredentialed", "unsupported", "arguments", "directives", "error"]
 
 
 class Unsupported(Exception):
@@ -80,6 +81,9 @@ class ObjectPlan:
 
     type: GraphQLObjectType
     fields: list[FieldPlan]
+    # Python objects read by attribute, as the field that gives them declares (`OBJECTS`);
+    # else upstream dicts.
+    by_attribute: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -112,6 +116,8 @@ class RootPlan:
     field: FieldPlan
     definition: GraphQLField | None  # None for __typename
     complete: Callable[[Any], Any]  # the fast projection of the fetched value
+    entry: Root | None = None  # the registry's entry: how the field fetches
+    shape: ListShape = NO_SHAPE  # what its fetch reads of its selection, once per variant
 
 
 # --- The exact path: graphql-core's value completion, for values the projectors bail on. ---
@@ -220,7 +226,7 @@ class _Codegen:
 
     def object(self, plan: ObjectPlan) -> str:
         name = self.fresh("object")
-        by_attribute = plan.type.name in _ATTRIBUTE_SOURCED
+        by_attribute = plan.by_attribute
         lines = [f"def {name}(s):"]
         if by_attribute:
             lines.append("    if type(s) is dict: raise _Bail")
@@ -300,6 +306,12 @@ class _Codegen:
         ]
 
 
+def _metadata(definition: GraphQLField) -> Mapping[Any, Any]:
+    """What the Strawberry field behind `definition` declares in its `metadata`."""
+    strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+    return strawberry_field.metadata if strawberry_field is not None else {}
+
+
 def _indent(lines: list[str], levels: int = 1) -> list[str]:
     return [("    " * levels) + line for line in lines]
 
@@ -357,7 +369,9 @@ class _Planner:
             if collected.new_defer_usages:
                 raise Unsupported("@defer")
             plan.sub = ObjectPlan(
-                named, [self.field(named, k, d)[0] for k, d in collected.grouped_field_set.items()]
+                named,
+                [self.field(named, k, d)[0] for k, d in collected.grouped_field_set.items()],
+                bool(_metadata(definition).get(OBJECTS)),
             )
         elif not is_leaf_type(named):
             raise Unsupported(f"the abstract type {named}")
@@ -373,7 +387,7 @@ class _Planner:
             plan.python_name = strawberry_field.python_name
             return
         function = resolver.wrapped_func
-        if function not in _PURE_RESOLVERS:
+        if not strawberry_field.metadata.get(PURE):
             raise Unsupported(f"the resolver of {plan.parent}.{plan.name}")
         values = get_argument_values(
             definition,
@@ -394,10 +408,11 @@ class _Variant:
     """The plan of an operation for one combination of the variables that shape it."""
 
     roots: list[RootPlan]
-    fragments: Mapping[str, FragmentDefinitionNode]
     hide_suggestions: bool
 
-    async def execute(self, context: Context, variables: VariableValues) -> ExecutionResult | None:
+    async def execute(
+        self, context: Context, variables: VariableValues
+    ) -> tuple[ExecutionResult, Engine] | Fallback:
         roots = self.roots
         arguments: list[dict[str, Any]] = []
         for root in roots:
@@ -415,8 +430,9 @@ class _Variant:
                     )
                 )
             except GraphQLError:
-                return None  # graphql-core reports these its own way (before any resolver runs)
+                return "arguments"  # graphql-core reports these its own way, before any call
         errors: list[GraphQLError] = []
+        bailed: list[str] = []
         data: dict[str, Any] = {}
         pending: list[str] = []
         for root, args in zip(roots, arguments, strict=True):
@@ -424,7 +440,7 @@ class _Variant:
             if root.definition is None:
                 data[key] = root.field.typename
             else:
-                data[key] = self._root(root, args, context, variables, errors)
+                data[key] = self._root(root, args, context, errors, bailed)
                 pending.append(key)
         try:
             # As graphql-core does: one awaitable is awaited as is, several are gathered, and the
@@ -436,23 +452,24 @@ class _Variant:
                 data.update(zip(pending, values, strict=True))
         except GraphQLError as error:
             errors.append(error)
-            return ExecutionResult(None, errors)
-        return ExecutionResult(data, errors or None)
+            return ExecutionResult(None, errors), "exact" if bailed else "compiled"
+        return ExecutionResult(data, errors or None), "exact" if bailed else "compiled"
 
     async def _root(
         self,
         root: RootPlan,
         args: dict[str, Any],
         context: Context,
-        variables: VariableValues,
         errors: list[GraphQLError],
+        bailed: list[str],
     ) -> Any:
         f = root.field
         try:
-            value = await self._fetch(f, args, context, variables)
+            value = await self._fetch(root, args, context)
             try:
                 return root.complete(value)
             except Exception:
+                bailed.append(f.key)
                 return _complete_value(f, f.type, value, [f.key], errors)
         except Exception as raw:
             error = located_error(raw, f.nodes, [f.key])
@@ -461,17 +478,11 @@ class _Variant:
             errors.append(error)
             return None
 
-    async def _fetch(
-        self, f: FieldPlan, args: dict[str, Any], context: Context, variables: VariableValues
-    ) -> Any:
-        # The same calls, in the same order, as the resolvers in schema/query.py.
-        loaders = context.loaders
-        if f.name == "orderItem":
-            return await fetch_item(loaders, args["id"])
-        if f.name == "orderItemsByIds":
-            return await fetch_items(loaders, list(args["ids"]), context.settings.max_ids)
-        walker = SelectionWalker(self.fragments, variables.coerced or {})
-        return await list_connection(context, walker, f.nodes, args)
+    async def _fetch(self, root: RootPlan, args: dict[str, Any], context: Context) -> Any:
+        # The same entry, so the same calls in the same order, as the resolvers of `Query`.
+        entry = root.entry
+        assert entry is not None
+        return await entry.fetch(context, args, root.shape)
 
 
 def _compile(
@@ -499,14 +510,19 @@ def _compile(
     roots: list[RootPlan] = []
     for key, details in collected.grouped_field_set.items():
         name = details[0].node.name.value
-        if name != "__typename" and name not in ROOT_FIELDS:
-            raise Unsupported(f"the root field {name}")
         plan, definition = planner.field(query_type, key, details)
         if name == "__typename":
             roots.append(RootPlan(plan, None, _identity))
-        else:
-            roots.append(RootPlan(plan, definition, codegen.root(plan)))
-    return _Variant(roots, fragments, hide_suggestions)
+            continue
+        entry = root_of(definition)
+        if entry is None:
+            raise Unsupported(f"the root field {name}")
+        shape = NO_SHAPE
+        if entry.shaped:  # the selection's shape is fixed by the variant's variables
+            walker = SelectionWalker(fragments, variables.coerced or {})
+            shape = list_shape(walker, plan.nodes)
+        roots.append(RootPlan(plan, definition, codegen.root(plan), entry, shape))
+    return _Variant(roots, hide_suggestions)
 
 
 def _identity(value: Any) -> Any:
@@ -536,19 +552,25 @@ class CompiledOperation:
         self.operation = operation
         self.hide_suggestions = hide_suggestions
         self.supported = _statically_supported(operation, fragments)
-        self.shaping = _shaping_variables(operation, fragments) if self.supported else ()
-        self.variants: dict[tuple[Any, ...], _Variant | None] = {}
+        query_type = schema.query_type
+        assert query_type is not None
+        roots = frozenset(n for n, d in query_type.fields.items() if root_of(d) is not None)
+        self.shaping = _shaping_variables(operation, fragments, roots) if self.supported else ()
+        # Why a variant could not be compiled, by its key: told again at each request it serves.
+        self.variants: dict[tuple[Any, ...], _Variant | Fallback] = {}
 
-    async def execute(self, context: Context, variables: VariableValues) -> ExecutionResult | None:
-        """The result, or None when graphql-core must run this request."""
+    async def execute(
+        self, context: Context, variables: VariableValues
+    ) -> tuple[ExecutionResult, Engine] | Fallback:
+        """The result and the engine that made it, or why graphql-core must run this request."""
         if not self.supported:
-            return None
+            return "unsupported"
         variant = self.variant(variables)
-        if variant is None:
-            return None
+        if isinstance(variant, str):
+            return variant
         return await variant.execute(context, variables)
 
-    def variant(self, variables: VariableValues) -> _Variant | None:
+    def variant(self, variables: VariableValues) -> _Variant | Fallback:
         coerced = variables.coerced
         key = tuple(coerced.get(name, _ABSENT) for name in self.shaping)
         try:
@@ -562,17 +584,19 @@ class CompiledOperation:
             self.variants[key] = variant
         return variant
 
-    def _compile(self, variables: VariableValues) -> _Variant | None:
+    def _compile(self, variables: VariableValues) -> _Variant | Fallback:
         try:
             return _compile(
                 self.schema, self.fragments, self.operation, variables, self.hide_suggestions
             )
-        except (Unsupported, GraphQLError):
-            # GraphQLError: e.g. a null `if:`; graphql-core reports it exactly as it does.
-            return None
+        except Unsupported:
+            return "unsupported"
+        except GraphQLError:
+            # E.g. a null `if:`; graphql-core reports it exactly as it does.
+            return "directives"
         except Exception:  # a compiler bug must cost speed, never an answer
             logger.exception("could not compile an operation; graphql-core runs it")
-            return None
+            return "error"
 
 
 def _statically_supported(
@@ -587,7 +611,9 @@ def _statically_supported(
 
 
 def _shaping_variables(
-    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    roots: frozenset[str],
 ) -> tuple[str, ...]:
     """Variables used by directives or by arguments of fields below the root."""
     names: set[str] = set()
@@ -597,7 +623,7 @@ def _shaping_variables(
             for directive in selection.directives or ():
                 for argument in directive.arguments or ():
                     _collect_variables(argument.value, names)
-            if isinstance(selection, FieldNode) and selection.name.value not in ROOT_FIELDS:
+            if isinstance(selection, FieldNode) and selection.name.value not in roots:
                 for argument in selection.arguments or ():
                     _collect_variables(argument.value, names)
     return tuple(sorted(names))

@@ -26,10 +26,24 @@ from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRul
 
 from gateway.bounded import ByteLRU
 from gateway.errors import ErrorCode, RequestError, request_error
-from gateway.execution.compiled import CompiledOperation
+from gateway.execution.compiled import CompiledOperation, Engine, Fallback
 from gateway.execution.limits import Limits, OverLimit, check_document
 from gateway.settings import Settings
 from resolvers.cost import upstream_calls
+
+
+class Answer(ExecutionResult):
+    """An operation's result with the engine that made it, and why graphql-core ran it when
+    the compiled path could not (None when it did not try or did answer)."""
+
+    __slots__ = ("engine", "fallback")
+
+    def __init__(
+        self, result: ExecutionResult, engine: Engine, fallback: Fallback | None = None
+    ) -> None:
+        super().__init__(result.data, result.errors, result.extensions)
+        self.engine = engine
+        self.fallback = fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +289,7 @@ class Executor:
         context: Any,
         *,
         compile: bool = True,
-    ) -> ExecutionResult:
+    ) -> Answer:
         """Run the operation; `compile=False` (a request without credentials) compiles nothing."""
         coerced = self.coerce_variables(operation, variables)
         cost = self.check_budget(prepared, operation, coerced, context.list_limit())
@@ -300,8 +314,11 @@ class Executor:
         context: Any,
         coerced: Any,
         compile: bool,
-    ) -> ExecutionResult:
-        if self.settings.compile_operations and compile:
+    ) -> Answer:
+        fallback: Fallback = "disabled"
+        if not compile:
+            fallback = "uncredentialed"
+        elif self.settings.compile_operations:
             compiled = self.compiled(prepared, operation)
             variants = len(compiled.variants)
             outcome = await compiled.execute(context, coerced)
@@ -309,8 +326,9 @@ class Executor:
                 # A variant's plans and generated code grow with the expanded selections.
                 variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
                 self.cache.charge(prepared.query, variant)
-            if outcome is not None:
-                return outcome
+            if not isinstance(outcome, str):
+                return Answer(*outcome)
+            fallback = outcome
         result = execute(
             self.schema,
             prepared.document,
@@ -322,7 +340,7 @@ class Executor:
         if inspect.isawaitable(result):
             result = await result
         assert isinstance(result, ExecutionResult)
-        return result
+        return Answer(result, "graphql-core", fallback)
 
 
 def is_query(operation: OperationDefinitionNode) -> bool:

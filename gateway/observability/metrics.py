@@ -66,12 +66,17 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.operations = Counter(
-            "oms_gateway_operations", "GraphQL operations by name and outcome.",
-            ["operation", "outcome"], registry=r,
+            "oms_gateway_operations", "GraphQL operations by name, outcome and the engine that "
+            "answered (compiled, exact, graphql-core; none when nothing ran).",
+            ["operation", "outcome", "engine"], registry=r,
         )  # fmt: skip
         self.operation_seconds = Histogram(
             "oms_gateway_operation_duration_seconds", "Time to answer a GraphQL operation.",
-            ["operation"], buckets=_LATENCY_BUCKETS, registry=r,
+            ["operation", "engine"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.fallbacks = Counter(
+            "oms_gateway_compiled_fallbacks", "Operations graphql-core answered instead of the "
+            "compiled path, by reason.", ["reason"], registry=r,
         )  # fmt: skip
         self.in_flight = Gauge(
             "oms_gateway_operations_in_flight", "GraphQL operations being answered.",

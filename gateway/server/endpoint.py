@@ -145,6 +145,8 @@ class OperationRecord:
     codes: list[str] = field(default_factory=list)
     upstream_calls: int = 0
     cache: str | None = None  # hit | miss when the response cache was consulted
+    engine: str = "none"  # compiled | exact | graphql-core, once an engine answered
+    fallback: str | None = None  # why graphql-core answered, when compiling was possible
     trace_id: str | None = None  # the operation's span, when tracing is on
     span_id: str | None = None
 
@@ -304,6 +306,7 @@ class GraphQLEndpoint:
             result = await self.executor.execute(
                 prepared, operation, params.variables, context, compile=credentials
             )
+            record.engine, record.fallback = result.engine, result.fallback
         finally:
             record.upstream_calls = sum(context.session.calls.values())
             waited = context.session.upstream_wait
@@ -394,8 +397,10 @@ class GraphQLEndpoint:
 
     def _observe(self, record: OperationRecord, seconds: float, status: int) -> None:
         label = self.metrics.operation_label(record.name) if record.selected else "unselected"
-        self.metrics.operations.labels(label, record.outcome).inc()
-        self.metrics.operation_seconds.labels(label).observe(seconds)
+        self.metrics.operations.labels(label, record.outcome, record.engine).inc()
+        self.metrics.operation_seconds.labels(label, record.engine).observe(seconds)
+        if record.fallback is not None:
+            self.metrics.fallbacks.labels(record.fallback).inc()
         self.metrics.count_errors(record.codes)
         access_log.info(
             "operation",
@@ -408,6 +413,8 @@ class GraphQLEndpoint:
                 "codes": record.codes,
                 "status": status,
                 "cache": record.cache,
+                "engine": record.engine,
+                "fallback": record.fallback,
                 "trace_id": record.trace_id,
                 "span_id": record.span_id,
             },

@@ -391,12 +391,16 @@ _INT_MAX = 2**31 - 1
 _ANSWER_LEVELS = 8
 
 
+# The item fields list-simple names by id only (every other field is in both lists): the one
+# declaration of that fact; the planner sends a selection past these ids to the full list.
+SIMPLE_BY_ID = ("state", "product")
+
+
 def _is_item(value: Any, *, nested: bool) -> bool:
     if type(value) is not dict or type(value.get("id")) is not int:
         return False
-    if nested:
-        return type(value.get("state")) is dict and type(value.get("product")) is dict
-    return type(value.get("state")) is int and type(value.get("product")) is int
+    shape = dict if nested else int
+    return all(type(value.get(key)) is shape for key in SIMPLE_BY_ID)
 
 
 def _parse_page(body: Any, *, nested: bool, endpoint: str) -> Page:
@@ -410,8 +414,8 @@ def _parse_page(body: Any, *, nested: bool, endpoint: str) -> Page:
         raise UpstreamBadResponse(f"The OMS API sent a mis-shaped page for {endpoint}.")
     results: list[Item] = body["results"]
     if not nested:
-        # list-simple names state and product by id; give them the object shape of the schema.
+        # list-simple names these by id; give them the object shape of the schema.
         for item in results:
-            item["state"] = {"id": item["state"]}
-            item["product"] = {"id": item["product"]}
+            for key in SIMPLE_BY_ID:
+                item[key] = {"id": item[key]}
     return Page(count=body["count"], results=results)

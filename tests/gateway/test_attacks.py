@@ -321,8 +321,10 @@ def test_names_that_select_nothing_take_no_label_slot(gateway, upstream):
     gateway.data("query Real { __typename }")
     text = gateway.client.get(f"{gateway.url}/metrics").text
     assert "Ghost" not in text
-    assert metric(text, "oms_gateway_operations_total", 'operation="Real",outcome="ok"') >= 1
-    assert metric(text, "oms_gateway_operations_total", 'operation="unselected",outcome="rejected"')
+    real = 'engine="compiled",operation="Real",outcome="ok"'
+    assert metric(text, "oms_gateway_operations_total", real) >= 1
+    unselected = 'engine="none",operation="unselected",outcome="rejected"'
+    assert metric(text, "oms_gateway_operations_total", unselected)
 
 
 # --- hostile bytes ---------------------------------------------------------------------------

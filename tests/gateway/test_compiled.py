@@ -146,7 +146,13 @@ class Outcome:
     data: bytes  # `data` exactly as serialized, so key order counts
     errors: list[bytes]  # each client error as canonical JSON, in the executor's order
     calls: dict[str, int] = field(default_factory=dict)
-    compiled: bool = False  # the compiled path answered (rather than graphql-core)
+    engine: str = "none"  # the engine that answered, as the executor reports it
+    fallback: str | None = None  # why graphql-core answered, if it did
+
+    @property
+    def compiled(self) -> bool:
+        """The compiled path answered (rather than graphql-core), fast or exact."""
+        return self.engine in ("compiled", "exact")
 
     @property
     def sorted_errors(self) -> list[bytes]:
@@ -184,15 +190,12 @@ async def run(
         result = await executor.execute(prepared, operation, variables, context)
     except RequestError as error:
         return Outcome(b"rejected", [_canonical(client_error(e, "req")) for e in error.errors])
-    compiled = False
-    if settings.compile_operations:
-        plan = executor.compiled(prepared, operation)
-        compiled = plan.variant(executor.coerce_variables(operation, variables)) is not None
     return Outcome(
         orjson.dumps(result.data),
         [_canonical(client_error(e, "req")) for e in result.errors or ()],
         dict(session.calls),
-        compiled,
+        result.engine,
+        result.fallback,
     )
 
 
@@ -258,6 +261,7 @@ async def both(
     """
     standard = await run(executors[0], client, query, variables)
     compiled = await run(executors[1], client, query, variables)
+    assert (standard.engine, standard.fallback) == ("graphql-core", "disabled")
     assert compiled.data == standard.data
     if ordered:
         assert compiled.errors == standard.errors
@@ -309,7 +313,7 @@ fragment Ids2 on OrderItem { id product { id __typename } }
 )
 async def test_compiled_matches_graphql_core(executors, clean, query, variables):
     outcome = await both(executors, clean, query, variables)
-    assert outcome.compiled and not outcome.errors
+    assert outcome.engine == "compiled" and not outcome.errors
 
 
 @pytest.mark.parametrize(
@@ -325,11 +329,14 @@ async def test_compiled_matches_graphql_core(executors, clean, query, variables)
 )
 async def test_bad_arguments_fail_alike(executors, clean, query):
     outcome = await both(executors, clean, query)
-    assert outcome.compiled and outcome.errors
+    # A bad id fails its own slot: an exception in a list, for the exact path to complete.
+    assert outcome.engine == ("exact" if "orderItemsByIds" in query else "compiled")
+    assert outcome.errors
 
 
 async def test_missing_and_repeated_ids(executors, clean):
     outcome = await both(executors, clean, '{ orderItemsByIds(ids: [3, 999999, 3, "03"]) { id } }')
+    assert outcome.engine == "compiled"
     assert orjson.loads(outcome.data) == {
         "orderItemsByIds": [{"id": "3"}, None, {"id": "3"}, {"id": "3"}]
     }
@@ -346,6 +353,7 @@ async def test_errors_in_list_slots(executors, faulty, switch):
         )
     finally:
         switch[0].clear()
+    assert outcome.engine == "exact"  # an exception in a slot is the exact path's to complete
     slots = orjson.loads(outcome.data)["orderItemsByIds"]
     assert [slot is None for slot in slots] == [False, True, False, True, True, True]
     paths = [orjson.loads(e)["path"] for e in outcome.errors]
@@ -364,8 +372,14 @@ async def test_failing_list_nulls_only_itself(executors, faulty, switch):
         )
     finally:
         switch[0].clear()
+    assert outcome.engine == "compiled"  # a failed fetch needs no completion
     assert orjson.loads(outcome.data) == {"orderItems": None, "one": {"id": "7"}}
     assert any(b"UPSTREAM_ERROR" in e for e in outcome.errors)
+
+
+# Items the fast projectors answer alone: the clean one, 15 (translations that are no map give
+# the default name) and 25 (an int tax rate is a fine Decimal); every other breach bails.
+CLEAN_FOR_PROJECTORS = {1, 15, 25}
 
 
 @pytest.mark.parametrize("item_id", range(1, len(BREACHES) + 2))
@@ -375,7 +389,7 @@ async def test_contract_breaches_fail_alike(executors, mangled, item_id):
         'product { attributeValues { key value } } state { tr: name(locale: "tr") } } }'
     )
     outcome = await both(executors, mangled, query)
-    assert outcome.compiled
+    assert outcome.engine == ("compiled" if item_id in CLEAN_FOR_PROJECTORS else "exact")
     if item_id > 1:
         coerced_only = {8, 9, 15, 19, 20, 21, 25, 27, 28}  # breaches that scalars coerce away
         assert bool(outcome.errors) != (item_id in coerced_only)
@@ -384,6 +398,7 @@ async def test_contract_breaches_fail_alike(executors, mangled, item_id):
 async def test_null_propagates_to_the_nearest_nullable_parent(executors, mangled):
     query = "{ orderItemsByIds(ids: [1, 3]) { id product { images { key: id } } } }"
     outcome = await both(executors, mangled, query)
+    assert outcome.engine == "exact"
     assert orjson.loads(outcome.data)["orderItemsByIds"][1] is None
     [error] = [orjson.loads(e) for e in outcome.errors]
     assert error["path"] == ["orderItemsByIds", 1, "product", "images", 0, "key"]
@@ -394,6 +409,7 @@ async def test_null_propagates_to_the_nearest_nullable_parent(executors, mangled
 async def test_null_in_a_page_nulls_the_list(executors, mangled):
     query = "{ orderItems(first: 5) { nodes { id price product { images { id } } } } }"
     outcome = await both(executors, mangled, query)
+    assert outcome.engine == "exact"
     assert outcome.data == b'{"orderItems":null}'
     assert [orjson.loads(e)["path"] for e in outcome.errors] == [
         ["orderItems", "nodes", 1, "price"],
@@ -403,6 +419,7 @@ async def test_null_in_a_page_nulls_the_list(executors, mangled):
 
 async def test_unexpected_errors_are_masked_alike(executors, mangled):
     outcome = await both(executors, mangled, "{ orderItem(id: 6) { product { images { url } } } }")
+    assert outcome.engine == "exact"
     [error] = [orjson.loads(e) for e in outcome.errors]
     assert error["extensions"]["code"] == "INTERNAL_ERROR"
 
@@ -418,7 +435,7 @@ async def test_shaping_variables_select_variants(executors, clean):
         {"b": True, "l": "en", "n": 1},
         {"b": True, "l": "tr", "n": 4},  # `n` only feeds a root argument: no new variant
     ):
-        await both(executors, clean, query, variables)
+        assert (await both(executors, clean, query, variables)).engine == "compiled"
     prepared = executors[1].prepare(query)
     plan = executors[1].compiled(prepared, prepared.operation(None))
     assert plan.shaping == ("b", "l")
@@ -437,9 +454,10 @@ async def test_shaping_variables_select_variants(executors, clean):
 )
 async def test_a_null_if_variable_falls_back(executors, clean, query, data):
     outcome = await both(executors, clean, query, {"b": None})
-    assert not outcome.compiled and outcome.data == data and outcome.errors
+    assert (outcome.engine, outcome.fallback) == ("graphql-core", "directives")
+    assert outcome.data == data and outcome.errors
     outcome = await both(executors, clean, query, {})
-    assert outcome.compiled
+    assert outcome.engine == "compiled"
 
 
 @pytest.mark.parametrize(
@@ -452,7 +470,7 @@ async def test_a_null_if_variable_falls_back(executors, clean, query, data):
 )
 async def test_introspection_falls_back(executors, clean, query):
     outcome = await both(executors, clean, query)
-    assert not outcome.compiled
+    assert (outcome.engine, outcome.fallback) == ("graphql-core", "unsupported")
     prepared = executors[1].prepare(query)
     assert not executors[1].compiled(prepared, prepared.operation(None)).supported
 
@@ -461,7 +479,8 @@ async def test_compiling_can_be_switched_off(clean):
     standard, _ = make_executors()
     prepared = standard.prepare("{ orderItem(id: 1) { id } }")
     outcome = await run(standard, clean, "{ orderItem(id: 1) { id } }")
-    assert not outcome.compiled and prepared.extras == {}
+    assert (outcome.engine, outcome.fallback) == ("graphql-core", "disabled")
+    assert prepared.extras == {}
 
 
 def test_compiled_plans_live_in_the_document_cache(executors):
@@ -478,12 +497,15 @@ def test_both_paths_answer_alike_over_http(make_gateway, upstream):
         "some: orderItemsByIds(ids: [1, 60, 999999]) { id price } }"
     )
     bodies, calls = [], []
-    for compile_operations in (False, True):
+    for compile_operations, engine in ((False, "graphql-core"), (True, "compiled")):
         gateway = make_gateway(compile_operations=compile_operations)
         upstream.fake.reset()
         response = gateway.post(query)
         assert response.status_code == 200
         bodies.append(response.content)
         calls.append(upstream.fake.stats()["calls"])
+        metrics = gateway.client.get(f"{gateway.url}/metrics").text
+        labels = f'engine="{engine}",operation="anonymous",outcome="ok"'
+        assert f"oms_gateway_operations_total{{{labels}}} 1.0" in metrics
     assert bodies[0] == bodies[1]
     assert calls[0] == calls[1]

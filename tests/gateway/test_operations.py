@@ -260,6 +260,7 @@ def test_text_logs_of_a_real_serve_carry_every_field_and_each_upstream_failure(u
     line = access[0]
     assert line["operation"] == "Fine" and line["outcome"] == "ok" and line["status"] == 200
     assert line["upstream_calls"] == 1 and isinstance(line["duration_ms"], float)
+    assert line["engine"] == "compiled" and line["fallback"] is None
     assert line["trace_id"] == trace_id and len(str(line["span_id"])) == 16
     # Three ids fail the same way: one WARNING for the operation, with everything but secrets.
     failures = [line for line in output if "WARNING gateway.upstream upstream call" in line]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from resolvers.roots import root_of
+from schema import make_schema
+
 SLIM = [
     "{ orderItems(first: 5) { nodes { id price state { id } product { id } orderId } } }",
     "{ orderItems(first: 5) { totalCount edges { cursor node { id priceList { name } } } } }",
@@ -66,3 +69,13 @@ def test_count_only_selection_asks_for_one_slim_item(gateway, upstream):
     data = gateway.data("{ orderItems(first: 50) { totalCount pageInfo { hasNextPage } } }")
     assert data["orderItems"] == {"totalCount": 300, "pageInfo": {"hasNextPage": True}}
     assert upstream.fake.stats()["log"] == ["/api/v1/oms/order_items/list-simple/?limit=1&page=1"]
+
+
+def test_every_root_field_declares_its_registry_entry():
+    query_type = make_schema()._schema.query_type
+    assert query_type is not None
+    entries = {name: root_of(definition) for name, definition in query_type.fields.items()}
+    assert {name: entry.name if entry else None for name, entry in entries.items()} == {
+        "orderItem": "orderItem", "orderItems": "orderItems", "orderItemsByIds": "orderItemsByIds"
+    }  # fmt: skip
+    assert [name for name, entry in entries.items() if entry and entry.shaped] == ["orderItems"]
