@@ -73,6 +73,11 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
+    # No format prints the thread or process a record came from: don't look them up per record
+    # (the logging HOWTO's "Optimization"); the attributes stay, set to None.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
