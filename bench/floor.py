@@ -4,21 +4,32 @@ Run from the repository root (about 3 minutes with the defaults; `bench/run.py -
 after its own tables):
 
     .venv/bin/python bench/floor.py [--duration 5] [--transports httpx,aiohttp] [--no-workers]
+    .venv/bin/python bench/floor.py --ref HEAD --compare main --rounds 2   # before/after
+
 
 For each transport (gateway/transports) it starts the fake OMS and `bench/proxy.py`, a pure-ASGI
 proxy under uvicorn that forwards each GET through that transport and returns the bytes: the
-floor. Then the gateway on the same transport. wrk drives the detail and the 50-item nested list
+floor; and the same proxy with `--decode` (`proxy+json`), which also parses and re-serializes the
+upstream JSON, the floor of any gateway that reads the data. Then the gateway on the same
+transport. wrk drives the detail and the 50-item nested list
 through both at concurrency 1, and `orderItemsByIds` with 20 ids through the gateway at 1 and
 16; each server's CPU per request comes from /proc. Last, the gateway with `--workers 2` against
 1 at concurrency 16. Every wrk run is bounded by `--duration`, the whole run has a time limit,
 all traffic stays on 127.0.0.1, and every server is stopped in a `finally`.
+
+`--ref REV` measures a clean `git archive` of a revision (gateway and transports alike, so each
+revision is judged against its own floor). `--compare REV` measures a second revision in the
+same run, the two interleaved for `--rounds N` rounds (without `--workers 2`), and writes a
+before/after table of the goals' ratios (medians over the rounds) instead of the floor table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +44,7 @@ from harness import (
     RESULTS,
     BenchTimeout,
     Servers,
+    export_ref,
     install_deadline,
     machine,
     own_cpu_seconds,
@@ -46,7 +58,7 @@ from gateway.settings import UPSTREAM_CLIENTS
 
 @dataclass(slots=True)
 class Run:
-    server: str  # proxy | gateway
+    server: str  # proxy | proxy+json | gateway
     transport: str
     workers: int
     query: str
@@ -58,6 +70,7 @@ class Run:
     wrk_cores: float  # the load generator's CPU while it ran, in cores
     other_cores: float  # everyone else's
     errors: dict[str, int]
+    ref: str = ""  # the revision measured ("" : the working tree)
 
 
 def drive(
@@ -71,7 +84,7 @@ def drive(
     concurrency: int,
 ) -> Run:
     case = case_by_key(key)
-    if server == "proxy":
+    if server != "gateway":
         url = f"http://{HOST}:{servers.gateway_port}{case.direct_path}"
         script = lua_script(f"floor-proxy-{key}", "GET", None, {"Authorization": AUTH})
     else:
@@ -89,7 +102,7 @@ def drive(
         wrk_cores, w.other_cores, w.errors,
     )  # fmt: skip
     print(
-        f"{server:7} {transport:7} w={workers} {key:12} c={concurrency:<3} {w.rps:8,.0f} req/s "
+        f"{server:10} {transport:7} w={workers} {key:12} c={concurrency:<3} {w.rps:8,.0f} req/s "
         f"cpu {w.cpu_ms:6.3f} ms/op  p50 {w.p50_ms:6.2f} ms  wrk {wrk_cores:.2f} cores  "
         f"other {w.other_cores:.2f} cores {w.errors or ''}",
         flush=True,
@@ -100,26 +113,58 @@ def drive(
 def servers_for(server: str, transport: str, workers: int, code_dir: Path) -> Servers:
     env = {"OMS_UPSTREAM_CLIENT": transport}
     serve_args = ["--workers", str(workers)] if workers > 1 else []
-    cmd = [str(BIN / "python"), str(REPO / "bench" / "proxy.py")] if server == "proxy" else None
-    return Servers(serve_args, env, f"floor-{server}-{transport}", cmd, code_dir)
+    cmd = None
+    if server != "gateway":  # this tree's proxy, on `code_dir`'s transports (PYTHONPATH)
+        cmd = [str(BIN / "python"), str(REPO / "bench" / "proxy.py")]
+        cmd += ["--decode"] if server == "proxy+json" else []
+    name = f"floor-{server.replace('+', '-')}-{transport}"
+    return Servers(serve_args, env, name, cmd, code_dir)
 
 
-def measure_all(args: argparse.Namespace, wrk: str) -> list[Run]:
-    runs: list[Run] = []
+def plan_for(args: argparse.Namespace) -> list[tuple[str, str, int, list[tuple[str, int]]]]:
     plan: list[tuple[str, str, int, list[tuple[str, int]]]] = []
     for t in args.transports:
         plan.append(("proxy", t, 1, [("detail", 1), ("nested-list", 1)]))
+        plan.append(("proxy+json", t, 1, [("detail", 1), ("nested-list", 1)]))
         queries = [("detail", 1), ("nested-list", 1), ("by-ids", 1), ("by-ids", 16)]
         if not args.no_workers and t == args.recommended:
             queries += [("detail", 16), ("nested-list", 16)]
         plan.append(("gateway", t, 1, queries))
     if not args.no_workers:
         plan.append(("gateway", args.recommended, 2, [("detail", 16), ("nested-list", 16)]))
-    for server, transport, workers, queries in plan:
-        with servers_for(server, transport, workers, REPO) as servers:
+    if args.queries:  # a subset, e.g. to compare two revisions quickly
+        plan = [(s, t, w, [q for q in qs if q[0] in args.queries]) for s, t, w, qs in plan]
+    return [step for step in plan if step[3]]
+
+
+def measure_all(args: argparse.Namespace, wrk: str, code_dir: Path, ref: str = "") -> list[Run]:
+    runs: list[Run] = []
+    for server, transport, workers, queries in plan_for(args):
+        with servers_for(server, transport, workers, code_dir) as servers:
             for key, concurrency in queries:
-                runs.append(drive(servers, wrk, args, server, transport, workers, key, concurrency))
+                run = drive(servers, wrk, args, server, transport, workers, key, concurrency)
+                run.ref = ref
+                runs.append(run)
     return runs
+
+
+def medians(runs: list[Run]) -> list[Run]:
+    """One run per (server, transport, workers, query, c): the median of each figure."""
+    groups: dict[tuple[str, str, int, str, int], list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.server, r.transport, r.workers, r.query, r.concurrency), []).append(r)
+    out = []
+    for (server, t, w, q, c), rs in groups.items():
+        med = {
+            name: statistics.median(getattr(r, name) for r in rs)
+            for name in ("rps", "p50_ms", "p99_ms", "cpu_ms", "wrk_cores", "other_cores")
+        }
+        errors: dict[str, int] = {}
+        for r in rs:
+            for k, v in r.errors.items():
+                errors[k] = errors.get(k, 0) + v
+        out.append(Run(server, t, w, q, c, errors=errors, ref=rs[0].ref, **med))
+    return out
 
 
 def find(runs: list[Run], server: str, t: str, key: str, c: int = 1, w: int = 1) -> Run | None:
@@ -152,6 +197,19 @@ def goals(runs: list[Run], args: argparse.Namespace) -> list[str]:
                         ratio <= bound,
                     )  # fmt: skip
                 )
+    for t in args.transports:
+        g, f = find(runs, "gateway", t, "nested-list"), find(runs, "proxy+json", t, "nested-list")
+        if g and f:
+            ratio = g.cpu_ms / f.cpu_ms
+            rows.append(
+                _row(
+                    f"{t}: nested-list CPU, gateway ÷ floor that decodes and re-encodes (restated)",
+                    "≤2×",
+                    f"{g.cpu_ms:.3f} vs {f.cpu_ms:.3f} ms/op",
+                    ratio,
+                    ratio <= 2,
+                )  # fmt: skip
+            )
     for key, times in (("detail", 3.0), ("nested-list", 5.0)):
         g = find(runs, "gateway", "aiohttp", key)
         if g:
@@ -229,6 +287,67 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, info: dict[s
     return "\n".join(out) + "\n"
 
 
+def _goal_ratios(runs: list[Run], args: argparse.Namespace) -> dict[str, str]:
+    """Goal name -> "ratio (measured)", from the goals table of one revision's runs."""
+    out = {}
+    for row in goals(runs, args)[2:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        out[f"{cells[0]} ({cells[1]})"] = f"{cells[3]} ({cells[2]})"
+    return out
+
+
+def render_compare(
+    by_ref: dict[str, list[Run]], args: argparse.Namespace, command: str, info: dict[str, str]
+) -> str:
+    refs = list(by_ref)
+    out = [
+        "## The floor, before and after: " + " vs ".join(f"`{r}`" for r in refs),
+        "",
+        f"`{command}` — {info['date']}, {info['nproc']} CPUs ({info['cpu']}), Python "
+        f"{info['python']}. Each revision runs from a clean `git archive`, against its own "
+        f"floor; the revisions alternate, {args.rounds} round(s) each, and every figure is the "
+        "median over the rounds. CPU is the server's user + system time per request, from /proc.",
+        "",
+        "| goal (target) | " + " | ".join(f"`{r}`" for r in refs) + " |",
+        "|---|" + "---:|" * len(refs),
+    ]
+    ratios = {ref: _goal_ratios(runs, args) for ref, runs in by_ref.items()}
+    for goal in ratios[refs[0]]:
+        out.append(f"| {goal} | " + " | ".join(ratios[r].get(goal, "") for r in refs) + " |")
+    out += [
+        "",
+        "CPU ms per request (median), and how many cores other processes used meanwhile:",
+        "",
+        "| server | transport | query | c | " + " | ".join(f"`{r}`" for r in refs) + " |",
+        "|---|---|---|---:|" + "---:|" * len(refs),
+    ]
+    for r in by_ref[refs[0]]:
+        cells = []
+        for ref in refs:
+            o = find(by_ref[ref], r.server, r.transport, r.query, r.concurrency, r.workers)
+            cells.append(f"{o.cpu_ms:.3f} (other {o.other_cores:.2f})" if o else "")
+        out.append(f"| {r.server} | {r.transport} | {r.query} | {r.concurrency} | "
+                   + " | ".join(cells) + " |")  # fmt: skip
+    errors = [f"{r.ref}/{r.server}/{r.transport}/{r.query}: {r.errors}"
+              for runs in by_ref.values() for r in runs if r.errors]  # fmt: skip
+    out += ["", "wrk errors: " + ("; ".join(errors) if errors else "none (every response 2xx).")]
+    return "\n".join(out) + "\n"
+
+
+def compare(args: argparse.Namespace, wrk: str) -> dict[str, list[Run]]:
+    """Both revisions, alternating, `rounds` times; the median run of each."""
+    raw: dict[str, list[Run]] = {args.compare: [], args.ref or "working tree": []}
+    with contextlib.ExitStack() as stack:
+        dirs = {
+            args.compare: stack.enter_context(export_ref(args.compare))[0],
+            args.ref or "working tree": stack.enter_context(export_ref(args.ref))[0],
+        }
+        for _ in range(args.rounds):
+            for ref, code_dir in dirs.items():
+                raw[ref] += measure_all(args, wrk, code_dir, ref)
+    return {ref: medians(runs) for ref, runs in raw.items()}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
@@ -239,8 +358,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-workers", action="store_true", help="skip --workers 2 against 1")
     p.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
+    p.add_argument("--queries", default="", help="only these (detail,nested-list,by-ids)")
+    p.add_argument("--ref", help="measure this git revision (a clean export), not the tree")
+    p.add_argument("--compare", help="also measure this revision, interleaved: before/after")
+    p.add_argument("--rounds", type=int, default=1, help="with --compare: rounds per revision")
     args = p.parse_args(argv)
+    if args.compare:
+        args.no_workers = True
     args.transports = [t for t in args.transports.split(",") if t]
+    args.queries = [q for q in args.queries.split(",") if q]
     if args.recommended not in args.transports:
         args.recommended = args.transports[0]
     args.cores = len(os.sched_getaffinity(0))
@@ -249,23 +375,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    runs_planned = 6 * len(args.transports) + (0 if args.no_workers else 4)
+    runs_planned = 8 * len(args.transports) + (0 if args.no_workers else 4)
+    if args.compare:
+        runs_planned *= 2 * args.rounds
     install_deadline(runs_planned * (args.duration + args.warmup + 20) + 120)
     shown = argv if argv is not None else sys.argv[1:]
     command = " ".join([".venv/bin/python", "bench/floor.py", *shown])
     wrk = ensure_wrk()
     info = machine()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
-        runs = measure_all(args, wrk)
+        if args.compare:
+            by_ref = compare(args, wrk)
+            runs = [r for rs in by_ref.values() for r in rs]
+            report = render_compare(by_ref, args, command, info)
+        else:
+            with export_ref(args.ref) as (code_dir, sha):
+                if sha:
+                    info["commit"] = f"{sha} (a clean `git archive` of it)"
+                runs = measure_all(args, wrk, code_dir, args.ref or "")
+            report = render(runs, args, command, info)
     except BenchTimeout as exc:
         print(f"bench/floor.py: {exc}; servers stopped", file=sys.stderr)
         return 3
-    report = render(runs, args, command, info)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     raw = {"machine": info, "command": command, "runs": [asdict(r) for r in runs]}
     (RESULTS / f"floor-{stamp}.json").write_text(json.dumps(raw, indent=2))
     if not args.no_write:
-        replace_section(args.output, "floor", report, INTRO)
+        section = "floor-compare" if args.compare else "floor"
+        replace_section(args.output, section, report, INTRO)
     print("\n" + report)
     return 0
 

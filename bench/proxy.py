@@ -6,6 +6,10 @@ pooling the gateway uses), and the upstream's status and bytes are sent back und
 GraphQL, no resilience, no logs or metrics: what is left is uvicorn plus the HTTP client, the
 least any gateway on this stack can cost. `bench/floor.py` starts it the way the harness starts
 the gateway (`serve --upstream-url URL --host H --port P [--token T]`).
+
+With `--decode` it also parses the upstream JSON and serializes it again (orjson, as the gateway
+does) before answering: the least a gateway that reads the data, rather than forwarding bytes,
+can cost. `bench/floor.py` reports it as `proxy+json`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import uvicorn
 
 from gateway.settings import Settings
@@ -26,8 +31,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Proxy:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, decode: bool = False) -> None:
         self.settings = settings
+        self.decode = decode
         self.transport: Transport | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,7 +57,8 @@ class Proxy:
             connect_timeout=self.settings.upstream_connect_timeout,
             read_timeout=self.settings.upstream_read_timeout,
         )
-        await _answer(send, reply.status, reply.body)
+        body = orjson.dumps(orjson.loads(reply.body)) if self.decode else reply.body
+        await _answer(send, reply.status, body)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -79,6 +86,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", help="ignored: clients send their own Authorization")
+    parser.add_argument("--decode", action="store_true", help="parse and re-serialize the JSON")
     args, _ = parser.parse_known_args()
     if args.host != "127.0.0.1" or not args.upstream_url.startswith("http://127.0.0.1:"):
         raise SystemExit("proxy.py serves and calls 127.0.0.1 only")
@@ -86,7 +94,11 @@ def main() -> None:
     settings = Settings(upstream_url=args.upstream_url, upstream_client=client)
     # The gateway's own uvicorn settings (gateway/cli.py): uvloop and httptools when present.
     uvicorn.run(
-        Proxy(settings), host=args.host, port=args.port, log_level="warning", access_log=False
+        Proxy(settings, decode=args.decode),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
     )
 
 

@@ -17,11 +17,23 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 }
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last second formatted, as records come in order
+
+
+def _second(seconds: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS` (UTC) of `seconds`, formatted once per second of records."""
+    global _SECOND
+    cached, text = _SECOND
+    if cached != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _SECOND = (seconds, text)
+    return text
+
+
 def _fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, Any]:
     """What both formats print: the standard four, the `extra=` fields, any exception."""
     entry: dict[str, Any] = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        + f".{int(record.msecs):03d}Z",
+        "time": f"{_second(int(record.created))}.{int(record.msecs):03d}Z",
         "level": record.levelname.lower(),
         "logger": record.name,
         "message": record.getMessage(),
@@ -73,6 +85,11 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
+    # No format prints the thread or process a record came from: don't look them up per record
+    # (the logging HOWTO's "Optimization"); the attributes stay, set to None.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

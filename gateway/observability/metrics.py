@@ -57,6 +57,34 @@ if _on_gc not in gc.callbacks:
     gc.callbacks.append(_on_gc)
 
 
+class _KnownChildren:
+    """`labels(...)` answered from the children already made. prometheus_client converts,
+    validates and takes a lock on every call (~1.5 us, several times per operation); the
+    gateway's label values are bounded and its children are never removed, so the first child
+    made for a set of values serves every later call."""
+
+    def labels(self, *values: Any, **named: Any) -> Any:
+        if named:
+            return super().labels(*values, **named)  # type: ignore[misc]
+        known: dict[tuple[Any, ...], Any] = self.__dict__.setdefault("_known_children", {})
+        child = known.get(values)
+        if child is None:
+            child = known[values] = super().labels(*values)  # type: ignore[misc]
+        return child
+
+
+class _Counter(_KnownChildren, Counter):
+    pass
+
+
+class _Gauge(_KnownChildren, Gauge):
+    pass
+
+
+class _Histogram(_KnownChildren, Histogram):
+    pass
+
+
 class Metrics:
     """The gateway's metrics; operation names are clients' words, so only the first
     `max_operation_names` distinct ones get their own label value."""
@@ -65,72 +93,72 @@ class Metrics:
         self.multiprocess = multiprocess
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.operations = Counter(
+        self.operations = _Counter(
             "oms_gateway_operations", "GraphQL operations by name, outcome and the engine that "
             "answered (compiled, exact, graphql-core; none when nothing ran).",
             ["operation", "outcome", "engine"], registry=r,
         )  # fmt: skip
-        self.operation_seconds = Histogram(
+        self.operation_seconds = _Histogram(
             "oms_gateway_operation_duration_seconds", "Time to answer a GraphQL operation.",
             ["operation", "engine"], buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.fallbacks = Counter(
+        self.fallbacks = _Counter(
             "oms_gateway_compiled_fallbacks", "Operations graphql-core answered instead of the "
             "compiled path, by reason.", ["reason"], registry=r,
         )  # fmt: skip
-        self.in_flight = Gauge(
+        self.in_flight = _Gauge(
             "oms_gateway_operations_in_flight", "GraphQL operations being answered.",
             registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
-        self.upstream_requests = Counter(
+        self.upstream_requests = _Counter(
             "oms_gateway_upstream_requests", "Upstream attempts by endpoint and HTTP status "
             "(or the transport failure).", ["endpoint", "status"], registry=r,
         )  # fmt: skip
-        self.upstream_seconds = Histogram(
+        self.upstream_seconds = _Histogram(
             "oms_gateway_upstream_duration_seconds", "Time of one upstream attempt.",
             ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.upstream_retries = Counter(
+        self.upstream_retries = _Counter(
             "oms_gateway_upstream_retries", "Upstream attempts that were retries.",
             ["endpoint"], registry=r,
         )  # fmt: skip
-        self.breaker_state = Gauge(
+        self.breaker_state = _Gauge(
             "oms_gateway_circuit_breaker_state",
             "Upstream circuit breaker: 0 closed, 1 half-open, 2 open (the worst worker's).",
             registry=r, multiprocess_mode="max",
         )  # fmt: skip
-        self.cache = Counter(
+        self.cache = _Counter(
             "oms_gateway_cache_requests", "Cache look-ups by cache and result.",
             ["cache", "result"], registry=r,
         )  # fmt: skip
-        self.shed = Counter(
+        self.shed = _Counter(
             "oms_gateway_shed_requests", "Requests refused with 503 at capacity.", registry=r
         )
-        self.cache_bytes = Gauge(
+        self.cache_bytes = _Gauge(
             "oms_gateway_cache_bytes", "Bytes an in-process cache charges for what it keeps.",
             ["cache"], registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
-        self.cache_entries = Gauge(
+        self.cache_entries = _Gauge(
             "oms_gateway_cache_entries", "Entries an in-process cache keeps.",
             ["cache"], registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
-        self.build_info = Gauge(
+        self.build_info = _Gauge(
             "oms_gateway_build_info", "The running gateway's version and Python (always 1).",
             ["version", "python"], registry=r, multiprocess_mode="max",
         )  # fmt: skip
         self.build_info.labels(VERSION, PYTHON).set(1)
-        self.errors = Counter(
+        self.errors = _Counter(
             "oms_gateway_errors", "Errors returned to clients, by extensions.code.",
             ["code"], registry=r,
         )  # fmt: skip
-        self.phase_seconds = Histogram(
+        self.phase_seconds = _Histogram(
             "oms_gateway_phase_duration_seconds", "Time of one phase of an operation: parse "
             "and validate (when a document is not cached), execute (the gateway's own work "
             "during execution) and upstream_wait (time with an upstream call in flight).",
             ["phase"], buckets=_PHASE_BUCKETS, registry=r,
         )  # fmt: skip
         self._gc = [
-            Counter(name, text, ["generation"], registry=r)
+            _Counter(name, text, ["generation"], registry=r)
             for name, text in (
                 ("python_gc_collections", "Garbage collections, by generation."),
                 ("python_gc_objects_collected", "Objects collected during gc."),

@@ -17,6 +17,9 @@ except ImportError:  # the extra is not installed
     trace = None  # type: ignore[assignment]
 
 
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()  # reusable: it keeps no state
+
+
 class Tracing:
     """A tracer from the given provider (or the global one), or nothing at all."""
 
@@ -25,13 +28,17 @@ class Tracing:
         if enabled and trace is not None:
             self.tracer = trace.get_tracer("oms-gateway", tracer_provider=provider)
 
-    @contextlib.contextmanager
     def span(
         self, name: str, kind: str = "INTERNAL", parent: Any = None, **attributes: Any
-    ) -> Iterator[Any]:
+    ) -> contextlib.AbstractContextManager[Any]:
+        """A span as the current one; without a tracer, one shared context that yields None
+        (no generator per operation and upstream call)."""
         if self.tracer is None:
-            yield None
-            return
+            return _NO_SPAN
+        return self._span(name, kind, parent, attributes)
+
+    @contextlib.contextmanager
+    def _span(self, name: str, kind: str, parent: Any, attributes: dict[str, Any]) -> Iterator[Any]:
         with self.tracer.start_as_current_span(
             name, context=parent, kind=getattr(trace.SpanKind, kind), attributes=attributes
         ) as span:

@@ -11,6 +11,7 @@ plus a cap on the bytes of a request head (431), and a cap on connections that a
 sending a request, per process and per client address (503), so slow senders cannot hold the
 sockets that legitimate clients need. The app itself counts execution slots only for requests
 whose body has arrived (gateway/server/shedding.py). httptools comes with `uvicorn[standard]`.
+It also sends a response's head with its first body bytes in one write (`HeadWithBody`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class GatewayConfig(uvicorn.Config):
     def __init__(self, app: Any, settings: Settings, **kwargs: Any) -> None:
         kwargs.setdefault("host", settings.host)
         kwargs.setdefault("port", settings.port)
+        # The gateway writes its own access line (gateway.access); uvicorn's, at INFO, is never
+        # shown, yet would still format the client address and path for every request.
+        kwargs.setdefault("access_log", False)
         super().__init__(
             app,
             http=GuardedHttpProtocol,
@@ -85,6 +89,46 @@ def error_response(
         b"\r\n",
     ]
     return b"".join(head) + body
+
+
+class HeadWithBody:
+    """The transport a request's cycle writes through: its first write (the response head, or
+    a `100 Continue`) waits for the next one, so a small answer leaves in one `writelines`
+    (one send) instead of two. Whatever is held goes out at the end of the loop iteration at
+    the latest, and before a close, so nothing waits on an app that is slow to send its body;
+    the bytes on the wire are the same."""
+
+    __slots__ = ("_transport", "_loop", "_held", "_first")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._held = data
+            self._loop.call_soon(self.flush)
+        elif self._held is not None:
+            held, self._held = self._held, None
+            self._transport.writelines((held, data))
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -133,6 +177,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._arm(self.settings.body_timeout, self._body_timed_out)
         super().on_headers_complete()
+        if self.cycle is not None:  # None only for an upgrade, which ws="none" never takes
+            self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
