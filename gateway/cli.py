@@ -28,7 +28,6 @@ from gateway.observability.version import VERSION
 from gateway.server.protocol import GatewayConfig, make_server
 from gateway.settings import ENV_VARS, LOG_LEVELS, Secret, Settings
 
-DEMO_UPSTREAM_PORT_OFFSET = 1
 log = logging.getLogger("gateway")
 
 

@@ -152,13 +152,13 @@ def plan_list(
     `max_limit` is the upstream page cap as known now (`PageCap.limit`); by default the
     `upstream_max_limit` ceiling.
     """
-    order_number = check_filter("orderNumber", args.get("orderNumber", args.get("order_number")))
+    order_number = check_filter("orderNumber", args.get("orderNumber"))
     window = resolve_window(
         settings,
         first=args.get("first"),
         after=args.get("after"),
         page=args.get("page"),
-        page_size=args.get("pageSize", args.get("page_size")),
+        page_size=args.get("pageSize"),
         last=args.get("last"),
         before=args.get("before"),
         order_number=order_number,

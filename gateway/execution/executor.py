@@ -343,10 +343,6 @@ class Executor:
         return Answer(result, "graphql-core", fallback)
 
 
-def is_query(operation: OperationDefinitionNode) -> bool:
-    return operation.operation == OperationType.QUERY
-
-
 def _charge(query: str, parsed: Prepared | Failure) -> int:
     """The bytes the document cache charges an entry (see DOCUMENT_BYTES_PER_BYTE)."""
     if isinstance(parsed, Prepared):

@@ -31,7 +31,6 @@ _OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _PHASE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                   0.5, 1, 2.5, 5, 10, 30)  # fmt: skip
-PHASES = ("parse", "validate", "execute", "upstream_wait")
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 # The multi-process collector writes no `_created` samples, so the single-process registry
