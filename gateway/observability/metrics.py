@@ -25,13 +25,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.bounded import ByteLRU
+from gateway.errors import ErrorCode
 from gateway.observability.version import PYTHON, VERSION
 
 _OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _PHASE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                   0.5, 1, 2.5, 5, 10, 30)  # fmt: skip
-_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+# The error label takes only the gateway's own codes: a bound by membership, not by shape.
+_CODES = frozenset(ErrorCode)
 
 # The multi-process collector writes no `_created` samples, so the single-process registry
 # must not either: the same families whatever the number of workers.
@@ -194,7 +196,7 @@ class Metrics:
 
     def count_errors(self, codes: Iterable[str]) -> None:
         for code in codes:
-            self.errors.labels(code if _CODE.fullmatch(code) else "OTHER").inc()
+            self.errors.labels(code if code in _CODES else "OTHER").inc()
         self.flush_gc()
 
     def flush_gc(self) -> None:
