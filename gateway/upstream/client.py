@@ -223,11 +223,16 @@ class OmsClient:
     ) -> Reply:
         settings = self.settings
         slots = self.resilience.slots
-        try:
-            async with asyncio.timeout(deadline - self.clock.monotonic()):
-                await slots.acquire()
-        except TimeoutError:
-            raise _NoSlot("no upstream slot before the deadline", retryable=True) from None
+        if slots.locked():
+            try:
+                async with asyncio.timeout(deadline - self.clock.monotonic()):
+                    await slots.acquire()
+            except TimeoutError:
+                raise _NoSlot("no upstream slot before the deadline", retryable=True) from None
+        else:
+            # A free slot is taken without suspending, so no timer is needed to bound the wait
+            # (nothing runs between the check and the take).
+            await slots.acquire()
         try:
             # The total timeout bounds the whole attempt, connect to the body's last byte.
             budget = min(settings.upstream_total_timeout, deadline - self.clock.monotonic())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import random
 import threading
@@ -11,7 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from gateway.errors import UpstreamTimeout
 from gateway.fake_upstream.app import Faults
+from gateway.settings import UPSTREAM_CLIENTS, Settings
+from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from gateway.upstream.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -326,6 +330,37 @@ def test_upstream_concurrency_cap(make_gateway, upstream, cap, limit):
         assert peak > 2  # the control: without a cap the same load overlaps more
     else:
         assert peak == limit
+
+
+@pytest.mark.parametrize("client_name", UPSTREAM_CLIENTS)
+async def test_a_full_upstream_pool_waits_for_a_slot_until_the_deadline(upstream, client_name):
+    settings = Settings(
+        upstream_url=upstream.url, upstream_client=client_name,
+        upstream_concurrency=1, upstream_retries=0,
+    )  # fmt: skip
+    clock = FakeClock()
+    transport = open_http_client(settings)
+    client = OmsClient(transport, settings, clock=clock)
+    slots = client.resilience.slots
+    token = AUTH["Authorization"]
+    try:
+        await slots.acquire()  # another operation's call holds the only slot throughout
+        session = UpstreamSession(client, token, clock.monotonic() + 0.05)
+        with pytest.raises(UpstreamTimeout) as info:
+            async with asyncio.timeout(10):  # a hang guard only: a missed deadline fails here
+                await session.detail(1)
+        assert (info.value.cause, info.value.attempts) == ("no_slot", 1)
+        assert upstream.calls() == 0
+        # A slot freed while the call waits is taken, and the call goes out.
+        asyncio.get_running_loop().call_soon(slots.release)
+        session = UpstreamSession(client, token, clock.monotonic() + 30)
+        assert (await session.detail(1))["id"] == 1
+        # A free slot is taken at once.
+        session = UpstreamSession(client, token, clock.monotonic() + 30)
+        assert (await session.detail(2))["id"] == 2
+        assert upstream.calls() == 2 and not slots.locked()
+    finally:
+        await transport.aclose()
 
 
 def test_load_shedding(make_gateway, upstream, http):
