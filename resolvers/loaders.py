@@ -33,9 +33,7 @@ class Loaders:
         batches = _Batches(session, asyncio.Semaphore(detail_concurrency))
         self._batches = batches
         self.items: DataLoader[int, Item | None] = DataLoader(partial(_load_items, batches))
-        self.pages: DataLoader[PageKey, Page] = DataLoader(
-            partial(_load_pages, batches, self.items)
-        )
+        self.pages: DataLoader[PageKey, Page] = DataLoader(partial(_load_pages, batches))
 
     def page(self, key: PageKey) -> asyncio.Future[Page]:
         future = self.pages.load(key)
@@ -54,27 +52,27 @@ class _Batches:
     seen: dict[int, Item] = field(default_factory=dict)
 
 
-async def _load_pages(
-    batches: _Batches, items: DataLoader[int, Item | None], keys: list[PageKey]
-) -> list[Any]:
+async def _load_pages(batches: _Batches, keys: list[PageKey]) -> list[Any]:
     # A slim page whose full twin is in the same batch is served from the full one.
     full_twins = {k._replace(kind="simple") for k in keys if k.kind == "full"}
     fetched = [k for k in keys if k not in full_twins]
     results = await asyncio.gather(
-        *(_fetch_page(batches, items, k) for k in fetched), return_exceptions=True
+        *(_fetch_page(batches, k) for k in fetched), return_exceptions=True
     )
     by_key: dict[PageKey, Any] = dict(zip(fetched, _settled(results), strict=True))
     return [by_key[k] if k in by_key else by_key[k._replace(kind="full")] for k in keys]
 
 
-async def _fetch_page(batches: _Batches, items: DataLoader[int, Item | None], key: PageKey) -> Page:
+async def _fetch_page(batches: _Batches, key: PageKey) -> Page:
     page = await batches.session.list_page(
         key.kind, limit=key.limit, page=key.page, order_number=key.order_number
     )
     if key.kind == "full":
+        # The items loader serves these from `seen` (see `_load_items`), without a detail
+        # call; not primed item by item, which costs a future per item of every page.
+        seen = batches.seen
         for item in page.results:
-            batches.seen.setdefault(item["id"], item)
-            items.prime(item["id"], item)
+            seen.setdefault(item["id"], item)
     return page
 
 
