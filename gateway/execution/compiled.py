@@ -49,6 +49,7 @@ from graphql.pyutils import Undefined, gather_with_cancel
 from resolvers.context import Context
 from resolvers.planner import NO_SHAPE, ListShape, SelectionWalker, list_shape
 from resolvers.roots import Root, root_of
+from schema import Read, read_of
 from schema.types import OBJECTS, PURE
 
 logger = logging.getLogger("gateway.compiled")
@@ -99,7 +100,8 @@ class FieldPlan:
     parent: str
     nodes: list[FieldNode]  # every merged node, for error locations
     type: GraphQLOutputType
-    python_name: str | None = None  # read by key from a dict, else by attribute
+    read: Read = Read.RESOLVER  # as graphql-core reads it (`schema.read_of`)
+    python_name: str | None = None  # the key or attribute it is read by
     typename: str | None = None  # for __typename
     resolver: Callable[..., Any] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -173,14 +175,19 @@ class _Codegen:
         return name
 
     def read(self, f: FieldPlan, by_attribute: bool) -> str:
-        if f.resolver is not None:
+        """The read of `f` from `s`, the object's value: the read graphql-core makes (`f.read`),
+        inlined; the object's guard has made sure `s` is a dict (`g` is its `get`) or is not."""
+        if f.read is Read.RESOLVER:
+            assert f.resolver is not None
             return f"{self.bind('resolver', f.resolver)}(s, **{self.bind('kwargs', f.kwargs)})"
         name = f.python_name
         assert name is not None
-        if not by_attribute:
-            return f"g({name!r})"
+        if f.read is not (Read.ATTRIBUTE if by_attribute else Read.KEY):
+            raise Unsupported(f"{f.parent}.{f.name} is read unlike its object")
+        if f.read is Read.KEY:
+            return f"g({name!r})"  # dict.get
         if name.isidentifier() and not keyword.iskeyword(name):
-            return f"s.{name}"
+            return f"s.{name}"  # getattr
         return f"getattr(s, {name!r})"
 
     def complete(self, f: FieldPlan, type_: GraphQLOutputType, var: str) -> list[str]:
@@ -309,10 +316,12 @@ class _Planner:
         if strawberry_field is None or strawberry_field.extensions:
             # Field extensions (permissions, say) wrap the resolver: only graphql-core runs them.
             raise Unsupported(f"the field {plan.parent}.{plan.name}")
-        resolver = strawberry_field.base_resolver
-        if resolver is None:
+        plan.read = read_of(strawberry_field)
+        if plan.read is not Read.RESOLVER:
             plan.python_name = strawberry_field.python_name
             return
+        resolver = strawberry_field.base_resolver
+        assert resolver is not None
         function = resolver.wrapped_func
         if not strawberry_field.metadata.get(PURE):
             raise Unsupported(f"the resolver of {plan.parent}.{plan.name}")

@@ -12,10 +12,11 @@ from typing import Any
 
 import orjson
 import pytest
-from graphql import GraphQLSchema
+import strawberry
+from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, is_object_type
 from starlette.responses import Response
 
-from gateway.execution.compiled import CompiledOperation
+from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen
 from gateway.execution.executor import Executor, RequestError
 from gateway.execution.graphql_errors import client_error
 from gateway.fake_upstream.app import FakeOms, create_fake_app
@@ -24,7 +25,8 @@ from gateway.settings import Settings
 from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
-from schema import make_schema
+from schema import READERS, Read, install_readers, make_schema, read_of
+from schema.types import OBJECTS
 from tests.conftest import AUTH, serve
 from tests.queries import ITEM_FIELDS
 
@@ -565,3 +567,82 @@ async def test_a_rerun_refuses_a_replan_the_first_run_refused(capped_mangled):
     assert outcome.data == expected.data == b'{"n":{"price":null},"orderItems":null}'
     codes = {tuple(e["path"]): e["extensions"]["code"] for e in map(orjson.loads, outcome.errors)}
     assert codes == {("n", "price"): "UPSTREAM_BAD_RESPONSE", ("orderItems",): "COST_LIMIT"}
+
+
+# --- How a field is read: decided once (`schema.read_of`), run by graphql-core, inlined here. ---
+
+
+class _Object:
+    price = "1.00"
+    # A name that only `getattr` can read: the generator must not write `s.class`.
+    locals()["class"] = "c"
+
+
+@pytest.mark.parametrize(
+    ("read", "source", "name"),
+    [
+        (Read.KEY, {"price": "1.00"}, "price"),
+        (Read.KEY, {}, "price"),  # a missing key reads as null
+        (Read.KEY, {"class": 1}, "class"),
+        (Read.ATTRIBUTE, _Object(), "price"),
+        (Read.ATTRIBUTE, _Object(), "class"),
+    ],
+)
+def test_the_generated_read_is_the_reader_graphql_core_runs(read, source, name):
+    plan = FieldPlan("k", "f", "T", [], None, read=read, python_name=name)  # type: ignore[arg-type]
+    expression = _Codegen().read(plan, by_attribute=read is Read.ATTRIBUTE)
+    scope = {"s": source, "g": source.get if type(source) is dict else None}
+    assert eval(expression, scope) == READERS[read](source, name)
+
+
+def _every_field(schema: GraphQLSchema, type_: GraphQLObjectType) -> str:
+    """A selection of every field of `type_`, recursively (the schema has no cycles below)."""
+    parts = []
+    for name, definition in type_.fields.items():
+        target = get_named_type(definition.type)
+        parts.append(f"{name} {_every_field(schema, target)}" if is_object_type(target) else name)
+    return "{ " + " ".join(parts) + " }"
+
+
+async def test_every_field_is_read_alike_by_both_engines(executors, clean):
+    # Were a field read one way by graphql-core and another by the generated code, the compiled
+    # path would bail (graphql-core answering) or answer differently.
+    schema = executors[1].schema
+    query_type = schema.query_type
+    assert query_type is not None
+    selections = {
+        root: _every_field(schema, get_named_type(query_type.fields[root].type))
+        for root in ("orderItem", "orderItems")
+    }
+    query = (
+        f"{{ orderItem(id: 1) {selections['orderItem']} "
+        f"orderItems(first: 3) {selections['orderItems']} }}"
+    )
+    outcome = await both(executors, clean, query)
+    assert outcome.engine == "compiled" and not outcome.errors
+    reads = {read_of(d.extensions["strawberry-definition"]) for t in schema.type_map.values()
+             if isinstance(t, GraphQLObjectType) and not t.name.startswith("__")
+             for d in t.fields.values()}  # fmt: skip
+    assert reads == set(Read)  # every way to read is in the query
+
+
+@strawberry.type
+class _Inner:
+    x: int
+
+
+@strawberry.type
+class _Outer:
+    a: _Inner = strawberry.field(metadata={OBJECTS: True})
+    b: _Inner
+
+
+@strawberry.type
+class _Root:
+    outer: _Outer
+
+
+def test_a_type_is_read_one_way():
+    # Its values are Python objects where one field gives them and dicts where another does.
+    with pytest.raises(ValueError, match="declare OBJECTS on every field giving Inner,"):
+        install_readers(strawberry.Schema(query=_Root)._schema)
