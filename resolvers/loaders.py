@@ -41,7 +41,7 @@ class Loaders:
         return future
 
     def new_pages(self, keys: list[PageKey]) -> int:
-        """How many of `keys` would be upstream calls: the others were asked for already."""
+        """How many of `keys` were never asked for: each may cost a call, the others cannot."""
         return sum(1 for key in keys if key not in self._page_futures)
 
     async def _load_pages(self, keys: list[PageKey]) -> list[Any]:
