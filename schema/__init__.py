@@ -56,7 +56,11 @@ def make_schema(settings: Settings | None = None) -> strawberry.Schema:
 
 def install_readers(graphql_schema: GraphQLSchema) -> None:
     """Give each field without a resolver its reader: by attribute where the fields that give
-    its parent's values declare them Python objects (`OBJECTS`), else by key."""
+    its parent's values declare them Python objects (`OBJECTS`), else by key.
+
+    Strawberry's fields belong to the classes, and each build first resets their reader to the
+    config's default: a process builds its schemas before it serves (as `create_app` does).
+    """
     objects: dict[str, bool] = {}
     for _, definition, field in _fields(graphql_schema):
         target = get_named_type(definition.type)
