@@ -20,10 +20,15 @@ class Context:
     request_id: str
     # The upstream's learned page cap: the app's one instance, shared by every operation.
     page_cap: PageCap = field(default_factory=PageCap)
+    _list_limit: int | None = field(default=None, init=False, repr=False)
 
     def list_limit(self) -> int:
-        """The largest upstream page size plans may use now."""
-        return self.page_cap.limit(self.settings.upstream_max_limit)
+        """The largest upstream page size plans may use, as the cap was known when this
+        operation first asked: its budget and its plans agree, and a rerun on the same loaders
+        (the compiled path's fall-back) plans the pages the first run asked for."""
+        if self._list_limit is None:
+            self._list_limit = self.page_cap.limit(self.settings.upstream_max_limit)
+        return self._list_limit
 
 
 Info = strawberry.Info[Context, None]

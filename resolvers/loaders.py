@@ -23,7 +23,12 @@ class Loaders:
 
     def __init__(self, session: UpstreamSession, *, detail_concurrency: int) -> None:
         self.session = session
-        self.pages: DataLoader[PageKey, Page] = DataLoader(self._load_pages)
+        # The pages asked for so far (loaded, loading or failed), so a plan can tell which of
+        # its pages would be new calls.
+        self._page_futures: dict[PageKey, asyncio.Future[Page]] = {}
+        self.pages: DataLoader[PageKey, Page] = DataLoader(
+            self._load_pages, cache_map=self._page_futures
+        )
         self.items: DataLoader[int, Item | None] = DataLoader(self._load_items)
         self._detail_slots = asyncio.Semaphore(detail_concurrency)
         self._pending_full_pages: list[asyncio.Future[Page]] = []
@@ -34,6 +39,10 @@ class Loaders:
         if key.kind == "full":
             self._pending_full_pages.append(future)
         return future
+
+    def new_pages(self, keys: list[PageKey]) -> int:
+        """How many of `keys` were never asked for: each may cost a call, the others cannot."""
+        return sum(1 for key in keys if key not in self._page_futures)
 
     async def _load_pages(self, keys: list[PageKey]) -> list[Any]:
         # A slim page whose full twin is in the same batch is served from the full one.

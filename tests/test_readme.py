@@ -6,9 +6,11 @@ import ast
 import dataclasses
 import re
 from pathlib import Path
+from typing import get_args
 
 from gateway.cli import INTERNAL_SETTINGS, describe_default, flag
 from gateway.errors import ErrorCode
+from gateway.execution.compiled import Engine, Fallback
 from gateway.settings import ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +156,19 @@ def test_every_error_code_in_the_code_is_an_error_code_member():
         "(add a member and a README row for a new code), or, if the constant is not an error "
         "code, add it to NOT_CODES in tests/test_readme.py:\n" + "\n".join(literals)
     )
+
+
+def access_log_values(text: str, field: str) -> set[str]:
+    """The values the README's access-log paragraph gives for `field`: `field` (`a`, `b` ...)."""
+    found = re.search(rf"`{field}` \(([^)]*)\)", " ".join(text.split()))
+    assert found, f"no `{field}` (...) in the README"
+    return set(re.findall(r"`([\w-]+)`", found[1]))
+
+
+def test_the_readme_names_every_engine_and_fallback_reason():
+    assert access_log_values(README, "engine") == {*get_args(Engine), "none"}
+    assert access_log_values(README, "fallback") == set(get_args(Fallback))
+    assert access_log_values("`engine`\n (`a` or\n `b-c`)", "engine") == {"a", "b-c"}
 
 
 def test_the_table_parsers_can_fail():

@@ -327,8 +327,9 @@ class Executor:
                 variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
                 self.cache.charge(prepared.query, variant)
             if not isinstance(outcome, str):
-                return Answer(*outcome)
+                return Answer(outcome, "compiled")
             fallback = outcome
+        # On `bailed`, the same context: its loaders hold every answer the compiled run fetched.
         result = execute(
             self.schema,
             prepared.document,

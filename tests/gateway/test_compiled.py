@@ -12,10 +12,11 @@ from typing import Any
 
 import orjson
 import pytest
-from graphql import GraphQLSchema
+import strawberry
+from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, is_object_type
 from starlette.responses import Response
 
-from gateway.execution.compiled import CompiledOperation
+from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen
 from gateway.execution.executor import Executor, RequestError
 from gateway.execution.graphql_errors import client_error
 from gateway.fake_upstream.app import FakeOms, create_fake_app
@@ -24,7 +25,8 @@ from gateway.settings import Settings
 from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
-from schema import make_schema
+from schema import READERS, Read, install_readers, make_schema, read_of
+from schema.types import OBJECTS
 from tests.conftest import AUTH, serve
 from tests.queries import ITEM_FIELDS
 
@@ -151,8 +153,13 @@ class Outcome:
 
     @property
     def compiled(self) -> bool:
-        """The compiled path answered (rather than graphql-core), fast or exact."""
-        return self.engine in ("compiled", "exact")
+        """The compiled path answered (rather than graphql-core)."""
+        return self.engine == "compiled"
+
+    @property
+    def bailed(self) -> bool:
+        """A projector bailed, and graphql-core reran the operation from the same loaders."""
+        return (self.engine, self.fallback) == ("graphql-core", "bailed")
 
     @property
     def sorted_errors(self) -> list[bytes]:
@@ -329,8 +336,8 @@ async def test_compiled_matches_graphql_core(executors, clean, query, variables)
 )
 async def test_bad_arguments_fail_alike(executors, clean, query):
     outcome = await both(executors, clean, query)
-    # A bad id fails its own slot: an exception in a list, for the exact path to complete.
-    assert outcome.engine == ("exact" if "orderItemsByIds" in query else "compiled")
+    # A bad id fails its own slot: an exception in a list, for graphql-core to complete.
+    assert outcome.bailed if "orderItemsByIds" in query else outcome.compiled
     assert outcome.errors
 
 
@@ -353,7 +360,7 @@ async def test_errors_in_list_slots(executors, faulty, switch):
         )
     finally:
         switch[0].clear()
-    assert outcome.engine == "exact"  # an exception in a slot is the exact path's to complete
+    assert outcome.bailed  # an exception in a slot is graphql-core's to complete
     slots = orjson.loads(outcome.data)["orderItemsByIds"]
     assert [slot is None for slot in slots] == [False, True, False, True, True, True]
     paths = [orjson.loads(e)["path"] for e in outcome.errors]
@@ -389,7 +396,7 @@ async def test_contract_breaches_fail_alike(executors, mangled, item_id):
         'product { attributeValues { key value } } state { tr: name(locale: "tr") } } }'
     )
     outcome = await both(executors, mangled, query)
-    assert outcome.engine == ("compiled" if item_id in CLEAN_FOR_PROJECTORS else "exact")
+    assert outcome.compiled if item_id in CLEAN_FOR_PROJECTORS else outcome.bailed
     if item_id > 1:
         coerced_only = {8, 9, 15, 19, 20, 21, 25, 27, 28}  # breaches that scalars coerce away
         assert bool(outcome.errors) != (item_id in coerced_only)
@@ -398,7 +405,7 @@ async def test_contract_breaches_fail_alike(executors, mangled, item_id):
 async def test_null_propagates_to_the_nearest_nullable_parent(executors, mangled):
     query = "{ orderItemsByIds(ids: [1, 3]) { id product { images { key: id } } } }"
     outcome = await both(executors, mangled, query)
-    assert outcome.engine == "exact"
+    assert outcome.bailed
     assert orjson.loads(outcome.data)["orderItemsByIds"][1] is None
     [error] = [orjson.loads(e) for e in outcome.errors]
     assert error["path"] == ["orderItemsByIds", 1, "product", "images", 0, "key"]
@@ -409,7 +416,7 @@ async def test_null_propagates_to_the_nearest_nullable_parent(executors, mangled
 async def test_null_in_a_page_nulls_the_list(executors, mangled):
     query = "{ orderItems(first: 5) { nodes { id price product { images { id } } } } }"
     outcome = await both(executors, mangled, query)
-    assert outcome.engine == "exact"
+    assert outcome.bailed
     assert outcome.data == b'{"orderItems":null}'
     assert [orjson.loads(e)["path"] for e in outcome.errors] == [
         ["orderItems", "nodes", 1, "price"],
@@ -419,7 +426,7 @@ async def test_null_in_a_page_nulls_the_list(executors, mangled):
 
 async def test_unexpected_errors_are_masked_alike(executors, mangled):
     outcome = await both(executors, mangled, "{ orderItem(id: 6) { product { images { url } } } }")
-    assert outcome.engine == "exact"
+    assert outcome.bailed
     [error] = [orjson.loads(e) for e in outcome.errors]
     assert error["extensions"]["code"] == "INTERNAL_ERROR"
 
@@ -509,3 +516,133 @@ def test_both_paths_answer_alike_over_http(make_gateway, upstream):
         assert f"oms_gateway_operations_total{{{labels}}} 1.0" in metrics
     assert bodies[0] == bodies[1]
     assert calls[0] == calls[1]
+
+
+# --- A bail reruns the operation in graphql-core from the same loaders: no new upstream call. ---
+
+
+@pytest.fixture(scope="module")
+def capped_mangled() -> Iterator[tuple[FakeOms, str]]:
+    """A fake OMS serving broken items in pages of at most 7 (DRF's max_page_size)."""
+    fake = FakeOms(items=mangled_items(), max_limit=7)
+    with serve(create_fake_app(fake)) as url:
+        yield fake, url
+
+
+async def test_a_rerun_after_a_replan_makes_no_call_and_passes_the_budget(capped_mangled):
+    # 1 call learns the cap (20 asked, 7 served), 3 fetch the window in pages of 7; item 2's
+    # float price bails. The rerun replans the same 3 pages: were they counted as new calls,
+    # 4 made + 3 would exceed the budget of 5 and refuse the field.
+    fake, url = capped_mangled
+    query = "{ orderItems(first: 20) { nodes { id price product { sku } } } }"
+    standard, compiled = make_executors(max_upstream_calls=5)
+    async with oms_client(url) as client:
+        fake.reset()
+        expected = await run(standard, client, query)
+        fake.reset()
+        outcome = await run(compiled, client, query)
+    assert outcome.bailed
+    assert fake.stats()["total"] == 4 == sum(outcome.calls.values())
+    assert (outcome.data, outcome.errors, outcome.calls) == (
+        expected.data, expected.errors, expected.calls
+    )  # fmt: skip
+    [error] = [orjson.loads(e) for e in outcome.errors]
+    assert error["path"] == ["orderItems", "nodes", 1, "price"]  # the bail's cause, not the budget
+
+
+async def test_a_rerun_refuses_a_replan_the_first_run_refused(capped_mangled):
+    # The list learns the cap (15 pages of 7 for 100 items) and the budget refuses it; item 2
+    # bails. The rerun plans with the cap its operation started with, so it learns and is
+    # refused again instead of fetching 15 pages.
+    fake, url = capped_mangled
+    query = "{ n: orderItem(id: 2) { price } orderItems(first: 100) { nodes { id } } }"
+    standard, compiled = make_executors(max_upstream_calls=10)
+    async with oms_client(url) as client:
+        fake.reset()
+        expected = await run(standard, client, query)
+        fake.reset()
+        outcome = await run(compiled, client, query)
+    assert outcome.bailed
+    assert fake.stats()["total"] == 2 == sum(outcome.calls.values())
+    assert outcome.data == expected.data == b'{"n":{"price":null},"orderItems":null}'
+    codes = {tuple(e["path"]): e["extensions"]["code"] for e in map(orjson.loads, outcome.errors)}
+    assert codes == {("n", "price"): "UPSTREAM_BAD_RESPONSE", ("orderItems",): "COST_LIMIT"}
+
+
+# --- How a field is read: decided once (`schema.read_of`), run by graphql-core, inlined here. ---
+
+
+class _Object:
+    price = "1.00"
+    # A name that only `getattr` can read: the generator must not write `s.class`.
+    locals()["class"] = "c"
+
+
+@pytest.mark.parametrize(
+    ("read", "source", "name"),
+    [
+        (Read.KEY, {"price": "1.00"}, "price"),
+        (Read.KEY, {}, "price"),  # a missing key reads as null
+        (Read.KEY, {"class": 1}, "class"),
+        (Read.ATTRIBUTE, _Object(), "price"),
+        (Read.ATTRIBUTE, _Object(), "class"),
+    ],
+)
+def test_the_generated_read_is_the_reader_graphql_core_runs(read, source, name):
+    plan = FieldPlan("k", "f", "T", [], None, read=read, python_name=name)  # type: ignore[arg-type]
+    expression = _Codegen().read(plan, by_attribute=read is Read.ATTRIBUTE)
+    scope = {"s": source, "g": source.get if type(source) is dict else None}
+    assert eval(expression, scope) == READERS[read](source, name)
+
+
+def _every_field(schema: GraphQLSchema, type_: GraphQLObjectType) -> str:
+    """A selection of every field of `type_`, recursively (the schema has no cycles below)."""
+    parts = []
+    for name, definition in type_.fields.items():
+        target = get_named_type(definition.type)
+        parts.append(f"{name} {_every_field(schema, target)}" if is_object_type(target) else name)
+    return "{ " + " ".join(parts) + " }"
+
+
+async def test_every_field_is_read_alike_by_both_engines(executors, clean):
+    # Were a field read one way by graphql-core and another by the generated code, the compiled
+    # path would bail (graphql-core answering) or answer differently.
+    schema = executors[1].schema
+    query_type = schema.query_type
+    assert query_type is not None
+    selections = {
+        root: _every_field(schema, get_named_type(query_type.fields[root].type))
+        for root in ("orderItem", "orderItems")
+    }
+    query = (
+        f"{{ orderItem(id: 1) {selections['orderItem']} "
+        f"orderItems(first: 3) {selections['orderItems']} }}"
+    )
+    outcome = await both(executors, clean, query)
+    assert outcome.engine == "compiled" and not outcome.errors
+    reads = {read_of(d.extensions["strawberry-definition"]) for t in schema.type_map.values()
+             if isinstance(t, GraphQLObjectType) and not t.name.startswith("__")
+             for d in t.fields.values()}  # fmt: skip
+    assert reads == set(Read)  # every way to read is in the query
+
+
+@strawberry.type
+class _Inner:
+    x: int
+
+
+@strawberry.type
+class _Outer:
+    a: _Inner = strawberry.field(metadata={OBJECTS: True})
+    b: _Inner
+
+
+@strawberry.type
+class _Root:
+    outer: _Outer
+
+
+def test_a_type_is_read_one_way():
+    # Its values are Python objects where one field gives them and dicts where another does.
+    with pytest.raises(ValueError, match="declare OBJECTS on every field giving Inner,"):
+        install_readers(strawberry.Schema(query=_Root)._schema)

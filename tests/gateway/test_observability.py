@@ -104,6 +104,23 @@ def test_access_log_line_per_operation_without_tokens(make_gateway, caplog):
     assert json.loads(formatter.format(named))["request_id"] == "req-123"
 
 
+def test_a_bail_is_told_and_costs_no_upstream_call(make_gateway, upstream, caplog):
+    # A bad id leaves an error in a list slot: the projector bails and graphql-core reruns the
+    # operation from the loaders of the compiled run.
+    gateway = make_gateway()
+    caplog.set_level(logging.INFO)
+    upstream.fake.reset()
+    body = gateway.post('{ orderItemsByIds(ids: [3, "x"]) { id } }').json()
+    assert body["data"] == {"orderItemsByIds": [{"id": "3"}, None]}
+    assert upstream.fake.stats()["calls"] == {"detail": 1}
+    [line] = [r for r in caplog.records if r.name == "gateway.access"]
+    assert (line.engine, line.fallback, line.upstream_calls) == ("graphql-core", "bailed", 1)
+    text = metrics_text(gateway)
+    assert sample(text, "oms_gateway_compiled_fallbacks_total", reason="bailed") == 1
+    labels = {"engine": "graphql-core", "outcome": "partial"}
+    assert sample(text, "oms_gateway_operations_total", **labels) == 1
+
+
 def test_request_id_is_generated_returned_and_forwarded(gateway, upstream):
     response = gateway.post("{ orderItem(id: 3) { id } }")
     generated = response.headers["x-request-id"]
