@@ -56,6 +56,8 @@ from harness import (
 )
 from queries import CASES, Case, case_by_key, count_items
 
+from gateway.errors import ErrorCode
+
 # The generic gateway (GraphQL Mesh / Hive Gateway, Node 20) over the same endpoints, measured by
 # the product owner on this kind of machine. Its p50 and req/s agree with one connection at a time
 # (1 / 13 ms = 77 req/s), so our concurrency-1 figures are the like-for-like comparison.
@@ -331,7 +333,7 @@ def probe_apq(servers: Servers, case: Case) -> dict[str, Any]:
 
     first = call(port, "GET", apq_target, headers=auth)
     first_codes = codes(_json_or_none(first.body))
-    if "PERSISTED_QUERY_NOT_FOUND" not in first_codes:
+    if ErrorCode.PERSISTED_QUERY_NOT_FOUND not in first_codes:
         out["status"] = "not implemented"
         out["detail"] = f"hash-only GET answered HTTP {first.status}, codes {first_codes}"
         return out

@@ -31,8 +31,8 @@ from gateway.cli import INTERNAL_SETTINGS, describe_default, flag
 from gateway.fake_upstream.app import DEMO_TOKEN, Faults
 from gateway.settings import ENV_VARS, Settings
 from tests.conftest import AUTH, free_port, serve
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "oms-gateway"
 QUIET_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "OTEL_"))}
 
