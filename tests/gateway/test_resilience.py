@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import Faults
 from gateway.upstream.resilience import (
     BreakerState,
@@ -326,6 +327,60 @@ def test_upstream_concurrency_cap(make_gateway, upstream, cap, limit):
         assert peak > 2  # the control: without a cap the same load overlaps more
     else:
         assert peak == limit
+
+
+def until(condition, guard=10.0):
+    """Wait for `condition` (polled; the guard only stops a hang, the test's asserts decide)."""
+    stop = time.monotonic() + guard
+    while not condition() and time.monotonic() < stop:
+        time.sleep(0.01)
+
+
+def test_a_full_upstream_pool_is_a_timeout_and_sends_nothing(make_gateway, upstream, caplog):
+    """Every upstream slot busy until the deadline: UPSTREAM_TIMEOUT, and the call never goes out.
+
+    Ordered by events, not timing. Operation B's first attempt is held upstream. The fake
+    clock then spends all but 0.1 s of B's deadline, and operation A starts (with a deadline of
+    its own, untouched): one of its two calls takes the other slot and is held too, so the
+    second waits for a slot. Only then is B's attempt answered 503, Retry-After 0. The slot it
+    frees goes to A's waiting call (asyncio's semaphore is first come, first served), so B's
+    retry waits for a slot that A keeps until B has been answered, and its deadline ends first.
+    (Each operation's slot wait is bounded by its own deadline, so the refused one must be the
+    one whose deadline the clock has spent; with cap 1 nothing could show that A waits.)
+    """
+    clock = FakeClock()
+    gateway = make_gateway(
+        clock=clock, upstream_concurrency=2, operation_timeout=600, breaker_min_calls=1000
+    )
+    first, held = threading.Event(), threading.Event()
+    upstream.fake.faults = Faults(kind="status", status=503, retry_after="0", hold=first)
+
+    def post(query):
+        with httpx.Client(timeout=30, trust_env=False) as client:
+            return client.post(f"{gateway.url}/graphql", json={"query": query}, headers=AUTH)
+
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            b = pool.submit(post, DETAIL)
+            until(lambda: upstream.fake.in_flight == 1)  # B holds one slot
+            upstream.fake.faults = Faults(hold=held)
+            clock.advance(600 - 0.1)
+            a = pool.submit(post, "{ orderItemsByIds(ids: [3, 4]) { id } }")
+            until(lambda: upstream.fake.in_flight == 2)  # A holds the other; its twin waits
+            first.set()
+            refused = b.result(timeout=30)
+        finally:
+            first.set()
+            held.set()
+        served = a.result(timeout=30)
+    assert error_of(refused)["extensions"] == {"code": ErrorCode.UPSTREAM_TIMEOUT}
+    assert served.json() == {"data": {"orderItemsByIds": [{"id": "3"}, {"id": "4"}]}}
+    # B's retry never reached the OMS: it waited for a slot, not for an answer.
+    assert upstream.calls("detail") == 3
+    failures = [(r.cause, r.attempts) for r in caplog.records if r.name == "gateway.upstream"]
+    assert failures == [("no_slot", 2)]  # the second attempt found no slot
+    assert clock.sleeps == [0.0]  # the one wait before B's retry (Retry-After: 0)
+    assert upstream.fake.stats()["max_in_flight"] == 2
 
 
 def test_load_shedding(make_gateway, upstream, http):
