@@ -81,6 +81,7 @@ class WrkResult:
     cpu_ms: float = 0.0  # CPU the server under test used per request
     upstream_cpu_ms: float = 0.0  # CPU the fake OMS used per gateway request
     other_cores: float = 0.0  # CPU other processes on the machine used during the run, in cores
+    wrk_cores: float = 0.0  # CPU the load generator (wrk, and this script) used, in cores
 
 
 @dataclass(slots=True)
@@ -193,7 +194,8 @@ def measure(
     w = run_wrk(wrk, url, script, connections, args.duration, args.wrk_threads)
     wall = time.monotonic() - started
     ours = cpu_seconds(gw) + cpu_seconds(fake) - before[0] - before[1]
-    ours += own_cpu_seconds() - before[2]
+    w.wrk_cores = (own_cpu_seconds() - before[2]) / wall
+    ours += w.wrk_cores * wall
     # Whatever else ran on the machine meanwhile (other people's tests): a noise gauge.
     w.other_cores = max(0.0, (busy_seconds() - before[3] - ours) / wall)
     # wrk stops with one request in flight per connection; the servers still finish those, so
