@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
 from graphql import DocumentNode
 
-SDL = Path(__file__).resolve().parents[1] / "schema.graphql"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+SDL = ROOT / "schema.graphql"
+README = (ROOT / "README.md").read_text()
 
 
 class FakeClock:
@@ -65,3 +68,30 @@ def selection_nodes(document: DocumentNode) -> int:
         count += len(node.selections)
         stack.extend(getattr(s, "selection_set", None) for s in node.selections)
     return count
+
+
+def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Every Markdown table: its header cells and its rows' cells (stripped)."""
+    found: list[tuple[list[str], list[list[str]]]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if (
+            lines[i].startswith("|")
+            and i + 1 < len(lines)
+            and re.match(r"\|[-:| ]+\|$", lines[i + 1])
+        ):
+            header = _cells(lines[i])
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(_cells(lines[i]))
+                i += 1
+            found.append((header, rows))
+        else:
+            i += 1
+    return found
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
-from tests.test_readme import README, tables
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import README, ROOT, tables
 
 
 def layout_rows() -> list[str]:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from pathlib import Path
 from typing import get_args
 
 from gateway.cli import INTERNAL_SETTINGS, describe_default, flag
 from gateway.errors import ErrorCode
 from gateway.execution.compiled import Engine, Fallback
 from gateway.settings import ENV_VARS, Settings
+from tests.support import README, ROOT, tables
 
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
 SOURCES = [ROOT / "gateway", ROOT / "resolvers", ROOT / "schema"]
 # Upper-case string constants in the code that are not error codes.
 NOT_CODES = frozenset(
@@ -25,33 +23,6 @@ NOT_CODE_PREFIXES = ("OMS_", "OTEL_", "PROMETHEUS_")
 # Any all-capitals word: a pattern of four letters or more missed BAD_REQUEST and BAD_USER_INPUT.
 _CODE = re.compile(r"[A-Z][A-Z0-9]+(_[A-Z0-9]+)*")
 _NUMBER = re.compile(r"-?\d[\d_,]*(?:\.\d+)?")
-
-
-def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
-    """Every Markdown table: its header cells and its rows' cells (stripped)."""
-    found: list[tuple[list[str], list[list[str]]]] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        if (
-            lines[i].startswith("|")
-            and i + 1 < len(lines)
-            and re.match(r"\|[-:| ]+\|$", lines[i + 1])
-        ):
-            header = _cells(lines[i])
-            rows = []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(_cells(lines[i]))
-                i += 1
-            found.append((header, rows))
-        else:
-            i += 1
-    return found
-
-
-def _cells(line: str) -> list[str]:
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
 def _default_matches(cell: str, value: object) -> bool:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import DEMO_TOKEN, Faults
 from gateway.observability.logs import JsonFormatter
 from gateway.server.app import create_app
@@ -97,7 +98,7 @@ def test_access_log_line_per_operation_without_tokens(make_gateway, caplog):
     named = next(r for r in lines if r.request_id == "req-123")
     assert named.operation == "Named" and named.outcome == "ok" and named.upstream_calls == 1
     assert named.duration_ms > 0 and named.status == 200
-    assert any(r.codes == ["UNAUTHENTICATED"] for r in lines)
+    assert any(r.codes == [ErrorCode.UNAUTHENTICATED] for r in lines)
     formatter = JsonFormatter()
     rendered = "\n".join(formatter.format(r) for r in caplog.records)
     assert DEMO_TOKEN not in rendered and "leaky-77" not in rendered

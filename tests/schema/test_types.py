@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from graphql import GraphQLError
 
-from gateway.errors import UpstreamBadResponse
+from gateway.errors import ErrorCode, UpstreamBadResponse
 from schema.scalars import parse_decimal, serialize_datetime, serialize_decimal
 
 
@@ -55,7 +55,7 @@ def test_decimal_strings_pass_through_unchanged(text):
 def test_non_decimal_values_are_refused(value):
     with pytest.raises(UpstreamBadResponse) as info:
         serialize_decimal(value)
-    assert info.value.extensions["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert info.value.extensions["code"] == ErrorCode.UPSTREAM_BAD_RESPONSE
 
 
 def test_decimal_input_is_validated():
@@ -67,4 +67,4 @@ def test_decimal_input_is_validated():
 def test_datetime_refuses_non_iso_text():
     with pytest.raises(UpstreamBadResponse) as info:
         serialize_datetime("yesterday")
-    assert info.value.extensions["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert info.value.extensions["code"] == ErrorCode.UPSTREAM_BAD_RESPONSE
