@@ -3,30 +3,29 @@
 Every figure comes from the functions the resolvers and the loaders use: each root field's
 entry in `resolvers.roots` plans its calls with the functions its fetch uses (`plan_list`,
 `count_fallback` and `unplaced_calls` for lists, `parse_id` and `parse_ids` for ids). Root
-fields are grouped by response key as graphql-core executes them.
+fields and list shapes are read from the operation's plan (`resolvers.plan`), the one the
+engines use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from graphql import (
-    FieldNode,
     FragmentDefinitionNode,
+    GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
-    get_argument_values,
 )
+from graphql.execution.values import VariableValues, get_argument_values
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 from resolvers.fetch import ListRequest, count_fallback
 from resolvers.loaders import PageKey
 from resolvers.pagination import unplaced_calls
-from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
-from resolvers.roots import root_of
+from resolvers.plan import Plan, plan_operation
 
 
 @dataclass(slots=True)
@@ -68,44 +67,36 @@ class Cost:
         self.unplaced += unplaced_calls(request.window, max_limit)
 
 
-def operation_cost(
-    schema: GraphQLSchema,
-    operation: OperationDefinitionNode,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Any,
-    settings: Settings,
-    max_limit: int | None = None,
+def plan_cost(
+    plan: Plan, variables: VariableValues, settings: Settings, max_limit: int | None = None
 ) -> Cost:
-    """Fields with bad arguments count nothing: they fail on their own, before any call.
-    `max_limit` is the page cap learned from the upstream (else `upstream_max_limit`)."""
-    walker = SelectionWalker(fragments, getattr(variables, "coerced", variables) or {})
-    root = schema.query_type
-    assert root is not None
-    groups: dict[str, list[FieldNode]] = {}
-    for node in walker.fields([operation.selection_set]):
-        groups.setdefault((node.alias or node.name).value, []).append(node)
+    """What the operation `plan` was made for fetches with `variables`, at page cap `max_limit`
+    (the cap learned from the upstream, else `upstream_max_limit`).
+
+    Fields with bad arguments count nothing: they fail on their own, before any call (an
+    argument given a null variable fails in `get_argument_values`, as graphql-core reports it).
+    An operation whose collection fails (a null `if:` at the root) makes no call at all.
+    """
     cost = Cost()
-    for nodes in groups.values():
-        definition = root.fields.get(nodes[0].name.value)
-        entry = root_of(definition) if definition is not None else None
-        if entry is None:
+    for root in plan.roots:
+        if root.entry is None or root.definition is None:
             continue  # introspection and `__typename` make no call
         try:
-            args = get_argument_values(definition, nodes[0], variables)
-            shape = list_shape(walker, nodes) if entry.shaped else NO_SHAPE
-            entry.plan(cost, settings, args, shape, max_limit)
-        except (GatewayError, ValueError, TypeError, KeyError):
+            args = get_argument_values(root.definition, root.details[0].node, variables)
+            root.entry.plan(cost, settings, args, root.shape, max_limit)
+        except (GatewayError, GraphQLError, ValueError, TypeError, KeyError):
             continue
     return cost
 
 
-def upstream_calls(
+def operation_cost(
     schema: GraphQLSchema,
     operation: OperationDefinitionNode,
     fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Any,
+    variables: VariableValues,
     settings: Settings,
     max_limit: int | None = None,
-) -> int:
-    """The number the budget compares with `max_upstream_calls`."""
-    return operation_cost(schema, operation, fragments, variables, settings, max_limit).calls
+) -> Cost:
+    """The cost of an operation planned afresh (the executor reuses its cached plans)."""
+    plan = plan_operation(schema, fragments, operation, variables)
+    return plan_cost(plan, variables, settings, max_limit)

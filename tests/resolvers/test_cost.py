@@ -4,7 +4,6 @@ test's generator makes, against the calls the fake OMS received."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -133,5 +132,6 @@ def test_the_cost_of_a_list_past_the_end_and_of_ids_a_list_brings() -> None:
     query = "{ a: orderItems(first: 10, page: 99) { nodes { id } } b: orderItem(id: 1) { id } }"
     prepared = executor.prepare(query)
     operation = prepared.operation(None)
-    cost: Any = operation_cost(executor.schema, operation, {}, {}, executor.settings)
+    variables = executor.coerce_variables(operation, {})
+    cost = operation_cost(executor.schema, operation, {}, variables, executor.settings)
     assert cost.calls == 3  # the page, its count call, the id
