@@ -16,8 +16,8 @@ from resolvers.cost import Cost, operation_cost
 from resolvers.loaders import Loaders, PageKey
 from resolvers.pagination import plan_pages
 from tests.conftest import AUTH, serve
-from tests.gateway.test_compiled import make_executors, oms_client
-from tests.gateway.test_compiled_differential import Case, cases
+from tests.generated import Case, cases
+from tests.support import make_executors, oms_client
 
 FAKE = FakeOms()
 
