@@ -36,7 +36,14 @@ class Cost:
     counts: set[PageKey] = field(default_factory=set)  # loaded only if a list is past the end
     ids: set[int] = field(default_factory=set)  # detail calls, unless a full page brings them
     lists: list[ListRequest] = field(default_factory=list)  # each `orderItems`, as planned
-    # `last` alone is placed by its count, so its further pages are counted at worst.
+    # A `last` window without `before` is placed by the count its probe reads, which no one
+    # knows when the budget is checked: its further pages are counted at the worst placement.
+    # That worst is (size - 1) // cap + 2 pages, the most a window of `size` items straddles
+    # at the cap, and `plan_pages` never plans more; it is reached (so calls == budget) when
+    # the placed window straddles that many pages and no smaller page covers it in fewer, e.g.
+    # `last: 7` at cap 7 over 300 items: probe page 1, then items 293-299 on two pages (a list
+    # whose length is a multiple of the cap never reaches it). The data spares the rest when
+    # the window lands on fewer pages, or inside the probe.
     unplaced: int = 0
 
     @property
@@ -64,7 +71,8 @@ class Cost:
         fallback = count_fallback(request)
         if fallback is not None:
             self.counts.add(fallback)
-        self.unplaced += unplaced_calls(request.window, max_limit)
+        if request.wants_items:  # a count-only window is placed by its one count call
+            self.unplaced += unplaced_calls(request.window, max_limit)
 
 
 def plan_cost(
