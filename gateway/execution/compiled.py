@@ -21,14 +21,9 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     GraphQLString,
-    InlineFragmentNode,
-    ListValueNode,
-    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    ValueNode,
-    VariableNode,
     get_named_type,
     is_leaf_type,
     is_list_type,
@@ -37,18 +32,14 @@ from graphql import (
     is_scalar_type,
     located_error,
 )
-from graphql.execution.collect_fields import (
-    FieldDetails,
-    FragmentDetails,
-    collect_fields,
-    collect_subfields,
-)
+from graphql.execution.collect_fields import FieldDetails, FragmentDetails, collect_subfields
 from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import Undefined, gather_with_cancel
 
 from resolvers.context import Context
-from resolvers.planner import NO_SHAPE, ListShape, SelectionWalker, list_shape
-from resolvers.roots import Root, root_of
+from resolvers.plan import OperationPlans, Plan, selections
+from resolvers.planner import NO_SHAPE, ListShape
+from resolvers.roots import Root
 from schema import Read, read_of
 from schema.types import OBJECTS, PURE
 
@@ -57,7 +48,6 @@ logger = logging.getLogger("gateway.compiled")
 # Variants (one per combination of the variables that shape a plan) kept per operation.
 MAX_VARIANTS = 32
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_ABSENT = object()
 
 
 # Which engine answered an operation, or why graphql-core ran it instead: a metric label and an
@@ -422,41 +412,29 @@ class _Variant:
 
 def _compile(
     schema: GraphQLSchema,
-    fragments: Mapping[str, FragmentDefinitionNode],
     operation: OperationDefinitionNode,
     variables: VariableValues,
     hide_suggestions: bool,
+    plan: Plan,
 ) -> _Variant:
+    """The variant of `plan`: its root fields, entries and list shapes are the plan's, the one
+    the budget and graphql-core's resolvers read."""
     query_type = schema.query_type
     assert query_type is not None
-    planner = _Planner(
-        schema,
-        {name: FragmentDetails(definition) for name, definition in fragments.items()},
-        operation,
-        variables,
-        hide_suggestions,
-    )
-    collected = collect_fields(
-        schema, planner.fragments, variables, query_type, operation, hide_suggestions
-    )
-    if collected.new_defer_usages:
+    if plan.deferred:
         raise Unsupported("@defer")
+    planner = _Planner(schema, plan.fragments, operation, variables, hide_suggestions)
     codegen = _Codegen()
     roots: list[RootPlan] = []
-    for key, details in collected.grouped_field_set.items():
-        name = details[0].node.name.value
-        plan, definition = planner.field(query_type, key, details)
-        if name == "__typename":
-            roots.append(RootPlan(plan, None, _identity))
-            continue
-        entry = root_of(definition)
-        if entry is None:
-            raise Unsupported(f"the root field {name}")
-        shape = NO_SHAPE
-        if entry.shaped:  # the selection's shape is fixed by the variant's variables
-            walker = SelectionWalker(fragments, variables.coerced or {})
-            shape = list_shape(walker, plan.nodes)
-        roots.append(RootPlan(plan, definition, codegen.root(plan), entry, shape))
+    for root in plan.roots:
+        field_plan, definition = planner.field(query_type, root.key, root.details)
+        if field_plan.typename is not None:
+            roots.append(RootPlan(field_plan, None, _identity))
+        elif root.entry is None:
+            raise Unsupported(f"the root field {field_plan.name}")
+        else:
+            complete = codegen.root(field_plan)
+            roots.append(RootPlan(field_plan, definition, complete, root.entry, root.shape))
     return _Variant(roots, hide_suggestions)
 
 
@@ -474,23 +452,11 @@ class CompiledOperation:
     `@skip`/`@include` or feed nested arguments (`State.name(locale:)`) select a variant.
     """
 
-    def __init__(
-        self,
-        schema: GraphQLSchema,
-        fragments: Mapping[str, FragmentDefinitionNode],
-        operation: OperationDefinitionNode,
-        *,
-        hide_suggestions: bool,
-    ) -> None:
-        self.schema = schema
-        self.fragments = fragments
-        self.operation = operation
-        self.hide_suggestions = hide_suggestions
-        self.supported = _statically_supported(operation, fragments)
-        query_type = schema.query_type
-        assert query_type is not None
-        roots = frozenset(n for n, d in query_type.fields.items() if root_of(d) is not None)
-        self.shaping = _shaping_variables(operation, fragments, roots) if self.supported else ()
+    def __init__(self, plans: OperationPlans) -> None:
+        self.plans = plans  # the operation's plans, which the budget reads too
+        self.supported = _statically_supported(plans.operation, plans.fragments)
+        # Variants are keyed as plans are: by the values of the variables that shape them.
+        self.shaping = plans.shaping
         # Why a variant could not be compiled, by its key: told again at each request it serves.
         self.variants: dict[tuple[Any, ...], _Variant | Fallback] = {}
 
@@ -506,8 +472,7 @@ class CompiledOperation:
         return await variant.execute(context, variables)
 
     def variant(self, variables: VariableValues) -> _Variant | Fallback:
-        coerced = variables.coerced
-        key = tuple(coerced.get(name, _ABSENT) for name in self.shaping)
+        key = self.plans.key(variables)
         try:
             return self.variants[key]
         except KeyError:
@@ -520,14 +485,16 @@ class CompiledOperation:
         return variant
 
     def _compile(self, variables: VariableValues) -> _Variant | Fallback:
+        plans = self.plans
+        plan = plans.plan(variables)
+        if plan.failed:
+            return "directives"  # a null `if:`: graphql-core reports it exactly as it does
         try:
-            return _compile(
-                self.schema, self.fragments, self.operation, variables, self.hide_suggestions
-            )
+            return _compile(plans.schema, plans.operation, variables, plans.hide_suggestions, plan)
         except Unsupported:
             return "unsupported"
         except GraphQLError:
-            # E.g. a null `if:`; graphql-core reports it exactly as it does.
+            # A null `if:` below the root; graphql-core reports it exactly as it does.
             return "directives"
         except Exception:  # a compiler bug must cost speed, never an answer
             logger.exception("could not compile an operation; graphql-core runs it")
@@ -545,49 +512,8 @@ def _statically_supported(
     )
 
 
-def _shaping_variables(
-    operation: OperationDefinitionNode,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    roots: frozenset[str],
-) -> tuple[str, ...]:
-    """Variables used by directives or by arguments of fields below the root."""
-    names: set[str] = set()
-    selection_sets = [operation.selection_set, *(f.selection_set for f in fragments.values())]
-    for selection_set in selection_sets:
-        for selection in _selections(selection_set):
-            for directive in selection.directives or ():
-                for argument in directive.arguments or ():
-                    _collect_variables(argument.value, names)
-            if isinstance(selection, FieldNode) and selection.name.value not in roots:
-                for argument in selection.arguments or ():
-                    _collect_variables(argument.value, names)
-    return tuple(sorted(names))
-
-
-def _selections(selection_set: SelectionSetNode) -> list[Any]:
-    found: list[Any] = []
-    stack = [selection_set]
-    while stack:
-        for selection in stack.pop().selections:
-            found.append(selection)
-            if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
-                stack.append(selection.selection_set)
-    return found
-
-
 def _field_nodes(selection_sets: list[SelectionSetNode]) -> list[FieldNode]:
     return [
-        s for selection_set in selection_sets for s in _selections(selection_set)
+        s for selection_set in selection_sets for s in selections(selection_set)
         if isinstance(s, FieldNode)
     ]  # fmt: skip
-
-
-def _collect_variables(value: ValueNode, names: set[str]) -> None:
-    if isinstance(value, VariableNode):
-        names.add(value.name.value)
-    elif isinstance(value, ListValueNode):
-        for item in value.values:
-            _collect_variables(item, names)
-    elif isinstance(value, ObjectValueNode):
-        for object_field in value.fields:
-            _collect_variables(object_field.value, names)

@@ -143,6 +143,13 @@ CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
     "huge id": (q(ITEM, {"id": "9" * 60000}), 200, [BAD]),
     "query string in id": (q(ITEM, {"id": "1?limit=1000"}), 200, [BAD]),
     "only bad ids": (q(IDS, {"ids": ["x", "0"]}), 200, [BAD, BAD]),
+    # A defaulted variable sent as null, where its argument is non-null: the field fails alone
+    # (the budget counted nothing for it, where it once raised a 500).
+    "null for a non-null argument": (
+        q('query($i: ID = "1") { orderItem(id: $i) { id } }', {"i": None}),
+        200,
+        [BAD],
+    ),
     "float id literal": (q("{ orderItem(id: 1.5) { id } }"), 400, [INVALID]),
     # --- documents
     "unknown field": (q("{ orderItem(id: 1) { nope } }"), 400, [INVALID]),
