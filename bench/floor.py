@@ -5,6 +5,7 @@ after its own tables):
 
     .venv/bin/python bench/floor.py [--duration 5] [--transports httpx,aiohttp] [--no-workers]
     .venv/bin/python bench/floor.py --ref HEAD --compare main --rounds 2   # before/after
+    .venv/bin/python bench/floor.py --scale-out --rounds 3 --no-write     # --workers 2 vs 1
 
 
 For each transport (gateway/transports) it starts the fake OMS and `bench/proxy.py`, a pure-ASGI
@@ -14,8 +15,10 @@ upstream JSON, the floor of any gateway that reads the data. Then the gateway on
 transport. wrk drives the detail and the 50-item nested list
 through both at concurrency 1, and `orderItemsByIds` with 20 ids through the gateway at 1 and
 16; each server's CPU per request comes from /proc. Last, the gateway with `--workers 2` against
-1 at concurrency 16. Every wrk run is bounded by `--duration`, the whole run has a time limit,
-all traffic stays on 127.0.0.1, and every server is stopped in a `finally`.
+1 at concurrency 16 (`--scale-out` runs only that, alternating for `--rounds`, and says how the
+cores were shared among the gateway, the fake OMS, wrk and everyone else). Every wrk run is
+bounded by `--duration`, the whole run has a time limit, all traffic stays on 127.0.0.1, and
+every server is stopped in a `finally`.
 
 `--ref REV` measures a clean `git archive` of a revision (gateway and transports alike, so each
 revision is judged against its own floor). `--compare REV` measures a second revision in the
@@ -47,7 +50,6 @@ from harness import (
     export_ref,
     install_deadline,
     machine,
-    own_cpu_seconds,
     replace_section,
 )
 from queries import case_by_key
@@ -71,6 +73,7 @@ class Run:
     other_cores: float  # everyone else's
     errors: dict[str, int]
     ref: str = ""  # the revision measured ("" : the working tree)
+    upstream_cpu_ms: float = 0.0  # the fake OMS's CPU per request
 
 
 def drive(
@@ -94,12 +97,12 @@ def drive(
     if args.warmup > 0:
         run_wrk(wrk, url, script, concurrency, args.warmup, args.wrk_threads)
         settle(servers)
-    wrk_before, started = own_cpu_seconds(), time.monotonic()
+    # The proxy runs in the gateway's place, so "gateway" is the server under test either way.
     w = measure(servers, "gateway", wrk, url, script, concurrency, args)
-    wrk_cores = (own_cpu_seconds() - wrk_before) / (time.monotonic() - started)
+    wrk_cores = w.wrk_cores  # over the wrk run alone, as the servers' and the others' cores are
     run = Run(
         server, transport, workers, key, concurrency, w.rps, w.p50_ms, w.p99_ms, w.cpu_ms,
-        wrk_cores, w.other_cores, w.errors,
+        wrk_cores, w.other_cores, w.errors, upstream_cpu_ms=w.upstream_cpu_ms,
     )  # fmt: skip
     print(
         f"{server:10} {transport:7} w={workers} {key:12} c={concurrency:<3} {w.rps:8,.0f} req/s "
@@ -121,8 +124,13 @@ def servers_for(server: str, transport: str, workers: int, code_dir: Path) -> Se
     return Servers(serve_args, env, name, cmd, code_dir)
 
 
+SCALE_OUT = [("detail", 16), ("nested-list", 16)]
+
+
 def plan_for(args: argparse.Namespace) -> list[tuple[str, str, int, list[tuple[str, int]]]]:
     plan: list[tuple[str, str, int, list[tuple[str, int]]]] = []
+    if args.scale_out:  # only the gateway, one worker then two, on the recommended transport
+        return [("gateway", args.recommended, w, list(SCALE_OUT)) for w in (1, 2)]
     for t in args.transports:
         plan.append(("proxy", t, 1, [("detail", 1), ("nested-list", 1)]))
         plan.append(("proxy+json", t, 1, [("detail", 1), ("nested-list", 1)]))
@@ -157,7 +165,15 @@ def medians(runs: list[Run]) -> list[Run]:
     for (server, t, w, q, c), rs in groups.items():
         med = {
             name: statistics.median(getattr(r, name) for r in rs)
-            for name in ("rps", "p50_ms", "p99_ms", "cpu_ms", "wrk_cores", "other_cores")
+            for name in (
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "cpu_ms",
+                "wrk_cores",
+                "other_cores",
+                "upstream_cpu_ms",
+            )
         }
         errors: dict[str, int] = {}
         for r in rs:
@@ -296,6 +312,46 @@ def _goal_ratios(runs: list[Run], args: argparse.Namespace) -> dict[str, str]:
     return out
 
 
+def render_scale_out(
+    runs: list[Run], args: argparse.Namespace, command: str, info: dict[str, str]
+) -> str:
+    """`--workers 2` against 1, with where the machine's cores went during each run."""
+    out = [
+        "### Scale-out: `--workers 2` against 1",
+        "",
+        f"`{command}` — {info['date']}, commit {info['commit']}, {info['nproc']} CPUs "
+        f"({info['cpu']}), Python {info['python']}, {args.recommended} transport, wrk at c=16, "
+        f"{args.rounds} round(s) alternating one worker and two (medians over the rounds).",
+        "",
+        "Cores are CPU seconds per second of the measured wrk run, from /proc: the gateway (all "
+        "its workers) and the fake OMS as CPU per request × req/s, wrk (with this script) from "
+        "its own rusage, and everything else on the machine (other sessions) as the rest of "
+        "/proc/stat's busy time.",
+        "",
+        "| workers | query | req/s | p50 ms | p99 ms | gateway CPU ms/op | gateway cores "
+        "| fake OMS cores | wrk cores | other cores | total |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(runs, key=lambda r: (r.query, r.workers)):
+        gw, fake = r.cpu_ms * r.rps / 1000, r.upstream_cpu_ms * r.rps / 1000
+        total = gw + fake + r.wrk_cores + r.other_cores
+        out.append(
+            f"| {r.workers} | {r.query} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+            f"{r.cpu_ms:.3f} | {gw:.2f} | {fake:.2f} | {r.wrk_cores:.2f} | "
+            f"{r.other_cores:.2f} | {total:.2f} |"
+        )
+    out += ["", "| query | req/s, 2 workers ÷ 1 | goal |", "|---|---:|---|"]
+    for key, _ in SCALE_OUT:
+        one = find(runs, "gateway", args.recommended, key, 16)
+        two = find(runs, "gateway", args.recommended, key, 16, 2)
+        if one and two:
+            judged = "≥1.8×" if args.cores >= 4 else f"≥1.8×, not judged on {args.cores} CPUs"
+            out.append(f"| {key} | {two.rps / one.rps:.2f}× | {judged} |")
+    errors = [f"w={r.workers}/{r.query}: {r.errors}" for r in runs if r.errors]
+    out += ["", "wrk errors: " + ("; ".join(errors) if errors else "none (every response 2xx).")]
+    return "\n".join(out) + "\n"
+
+
 def render_compare(
     by_ref: dict[str, list[Run]], args: argparse.Namespace, command: str, info: dict[str, str]
 ) -> str:
@@ -362,9 +418,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ref", help="measure this git revision (a clean export), not the tree")
     p.add_argument("--compare", help="also measure this revision, interleaved: before/after")
     p.add_argument("--rounds", type=int, default=1, help="with --compare: rounds per revision")
+    p.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="only --workers 2 against 1 (c=16), alternating for --rounds, with each "
+        "process's share of the cores",
+    )
     args = p.parse_args(argv)
     if args.compare:
         args.no_workers = True
+        args.scale_out = False
     args.transports = [t for t in args.transports.split(",") if t]
     args.queries = [q for q in args.queries.split(",") if q]
     if args.recommended not in args.transports:
@@ -378,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     runs_planned = 8 * len(args.transports) + (0 if args.no_workers else 4)
     if args.compare:
         runs_planned *= 2 * args.rounds
+    if args.scale_out:
+        runs_planned = 2 * len(SCALE_OUT) * args.rounds
     install_deadline(runs_planned * (args.duration + args.warmup + 20) + 120)
     shown = argv if argv is not None else sys.argv[1:]
     command = " ".join([".venv/bin/python", "bench/floor.py", *shown])
@@ -385,7 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
-        if args.compare:
+        if args.scale_out:
+            with export_ref(args.ref) as (code_dir, sha):
+                if sha:
+                    info["commit"] = f"{sha} (a clean `git archive` of it)"
+                runs = medians(
+                    [r for _ in range(args.rounds) for r in measure_all(args, wrk, code_dir)]
+                )
+            report = render_scale_out(runs, args, command, info)
+        elif args.compare:
             by_ref = compare(args, wrk)
             runs = [r for rs in by_ref.values() for r in rs]
             report = render_compare(by_ref, args, command, info)
@@ -401,7 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     raw = {"machine": info, "command": command, "runs": [asdict(r) for r in runs]}
     (RESULTS / f"floor-{stamp}.json").write_text(json.dumps(raw, indent=2))
     if not args.no_write:
-        section = "floor-compare" if args.compare else "floor"
+        section = (
+            "floor-compare" if args.compare else "floor-scale-out" if args.scale_out else "floor"
+        )
         replace_section(args.output, section, report, INTRO)
     print("\n" + report)
     return 0

@@ -39,8 +39,10 @@ from harness import (  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from bench.queries import ITEM_FIELDS  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
 
 JSON = "application/json"
+MAX_PAGE = Settings().max_page_size  # the largest page one list field may ask for
 NO_TOKEN: dict[str, str] = {}
 WITH_TOKEN = {"Authorization": AUTH}
 
@@ -63,7 +65,9 @@ def introspection_aliases(schemas: int, types: int, fields: int) -> str:
 
 def typename_aliases(roots: int, typenames: int) -> str:
     items = " ".join(f"t{i}: __typename" for i in range(typenames))
-    lists = " ".join(f"r{i}: orderItems(first: 500) {{ nodes {{ ...T }} }}" for i in range(roots))
+    lists = " ".join(
+        f"r{i}: orderItems(first: {MAX_PAGE}) {{ nodes {{ ...T }} }}" for i in range(roots)
+    )
     return f"{{ {lists} }} fragment T on OrderItem {{ {items} }}"
 
 
@@ -90,7 +94,9 @@ EXPANSION = doubling(12).replace("{ __typename }", "{ orderItems(first: 1) { tot
 WORST_VALIDATION = repeated(15, "orderItems { totalCount }")  # 900 comparisons of 1,000
 WORST_ANSWER = (
     "{ "
-    + " ".join(f"r{i}: orderItems(first: 500) {{ nodes {{ ...ItemFields }} }}" for i in range(30))
+    + " ".join(
+        f"r{i}: orderItems(first: {MAX_PAGE}) {{ nodes {{ ...ItemFields }} }}" for i in range(30)
+    )
     + " } "
     + ITEM_FIELDS
 )
@@ -214,7 +220,7 @@ def attacks(full: bool) -> dict[str, tuple[bool, dict[str, str], Callable[[int],
         f"introspection aliases {schemas}x{types}x{fields} through fragments": (
             False, {}, once(introspection_aliases(schemas, types, fields), NO_TOKEN),
         ),
-        "28 lists of 500 x 480 __typename aliases (token)": (
+        f"28 lists of {MAX_PAGE} x 480 __typename aliases (token)": (
             True, {}, once(typename_aliases(28, 480), WITH_TOKEN),
         ),
         "40 __typename aliases at the root": (

@@ -23,11 +23,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gateway.settings import DEMO_TOKEN  # the fake OMS's public token, nothing secret
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
 RESULTS = REPO / "bench" / "results"
 HOST = "127.0.0.1"  # every byte of benchmark traffic stays on loopback
-DEMO_TOKEN = "demo-token"  # the fake OMS's public demo token, nothing secret
 AUTH = f"Token {DEMO_TOKEN}"
 
 INTRO = """# Benchmarks

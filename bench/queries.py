@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.settings import Settings
+from gateway.upstream.client import DETAIL_PATH, LIST_PATH, SIMPLE_PATH
+
 # Copied from tests/queries.py so the benchmark does not move when the tests do.
 ITEM_FIELDS = """
 fragment ItemFields on OrderItem {
@@ -39,7 +42,9 @@ fragment SlimFields on OrderItem {
 }
 """
 
-LIST = "/api/v1/oms/order_items/"
+LIST = LIST_PATH
+# The largest `limit` the upstream honours in one call.
+UPSTREAM_LIMIT = Settings().upstream_max_limit
 # 20 distinct ids spread over the 300 seeded items, so no page of a list could serve them.
 BY_IDS = [1 + 15 * i for i in range(20)]
 
@@ -70,7 +75,7 @@ CASES: tuple[Case, ...] = (
         "50-item slim list (list-simple fields)",
         "query SlimList { orderItems(first: 50) { nodes { ...SlimFields } } }" + SLIM_FIELDS,
         50,
-        f"{LIST}list-simple/?limit=50&page=1",
+        f"{SIMPLE_PATH}?limit=50&page=1",
         "the same 50 items from list-simple",
     ),
     Case(
@@ -78,7 +83,7 @@ CASES: tuple[Case, ...] = (
         "detail, every field",
         "query Detail { orderItem(id: 1) { ...ItemFields } }" + ITEM_FIELDS,
         1,
-        f"{LIST}1/",
+        DETAIL_PATH.format(id=1),
         "the same item from the detail endpoint",
     ),
     Case(
@@ -98,8 +103,9 @@ CASES: tuple[Case, ...] = (
         "250-item nested list (fan-out), every field",
         "query FanOut { orderItems(first: 250) { nodes { ...ItemFields } } }" + ITEM_FIELDS,
         250,
-        f"{LIST}?limit=100&page=1",
-        "closest single call: one 100-item page (the upstream caps limit at 100; "
+        f"{LIST}?limit={UPSTREAM_LIMIT}&page=1",
+        f"closest single call: one {UPSTREAM_LIMIT}-item page (the upstream caps limit at "
+        f"{UPSTREAM_LIMIT}; "
         "the gateway fetches several pages concurrently)",
     ),
 )

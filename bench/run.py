@@ -56,6 +56,8 @@ from harness import (
 )
 from queries import CASES, Case, case_by_key, count_items
 
+from gateway.errors import ErrorCode
+
 # The generic gateway (GraphQL Mesh / Hive Gateway, Node 20) over the same endpoints, measured by
 # the product owner on this kind of machine. Its p50 and req/s agree with one connection at a time
 # (1 / 13 ms = 77 req/s), so our concurrency-1 figures are the like-for-like comparison.
@@ -79,6 +81,7 @@ class WrkResult:
     cpu_ms: float = 0.0  # CPU the server under test used per request
     upstream_cpu_ms: float = 0.0  # CPU the fake OMS used per gateway request
     other_cores: float = 0.0  # CPU other processes on the machine used during the run, in cores
+    wrk_cores: float = 0.0  # CPU the load generator (wrk, and this script) used, in cores
 
 
 @dataclass(slots=True)
@@ -191,7 +194,8 @@ def measure(
     w = run_wrk(wrk, url, script, connections, args.duration, args.wrk_threads)
     wall = time.monotonic() - started
     ours = cpu_seconds(gw) + cpu_seconds(fake) - before[0] - before[1]
-    ours += own_cpu_seconds() - before[2]
+    w.wrk_cores = (own_cpu_seconds() - before[2]) / wall
+    ours += w.wrk_cores * wall
     # Whatever else ran on the machine meanwhile (other people's tests): a noise gauge.
     w.other_cores = max(0.0, (busy_seconds() - before[3] - ours) / wall)
     # wrk stops with one request in flight per connection; the servers still finish those, so
@@ -331,7 +335,7 @@ def probe_apq(servers: Servers, case: Case) -> dict[str, Any]:
 
     first = call(port, "GET", apq_target, headers=auth)
     first_codes = codes(_json_or_none(first.body))
-    if "PERSISTED_QUERY_NOT_FOUND" not in first_codes:
+    if ErrorCode.PERSISTED_QUERY_NOT_FOUND not in first_codes:
         out["status"] = "not implemented"
         out["detail"] = f"hash-only GET answered HTTP {first.status}, codes {first_codes}"
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import strawberry
 
@@ -10,6 +11,9 @@ from gateway.settings import Settings
 from gateway.upstream.client import UpstreamSession
 from resolvers.loaders import Loaders
 from resolvers.pagination import PageCap
+
+if TYPE_CHECKING:
+    from resolvers.plan import Plan
 
 
 @dataclass(slots=True)
@@ -20,10 +24,18 @@ class Context:
     request_id: str
     # The upstream's learned page cap: the app's one instance, shared by every operation.
     page_cap: PageCap = field(default_factory=PageCap)
+    # The operation's plan, set by the executor before execution: resolvers read it, not the
+    # selection (`resolvers.plan.shape_of`).
+    plan: Plan | None = None
+    _list_limit: int | None = field(default=None, init=False, repr=False)
 
     def list_limit(self) -> int:
-        """The largest upstream page size plans may use now."""
-        return self.page_cap.limit(self.settings.upstream_max_limit)
+        """The largest upstream page size plans may use, as the cap was known when this
+        operation first asked: its budget and its plans agree, and a rerun on the same loaders
+        (the compiled path's fall-back) plans the pages the first run asked for."""
+        if self._list_limit is None:
+            self._list_limit = self.page_cap.limit(self.settings.upstream_max_limit)
+        return self._list_limit
 
 
 Info = strawberry.Info[Context, None]

@@ -3,30 +3,29 @@
 Every figure comes from the functions the resolvers and the loaders use: each root field's
 entry in `resolvers.roots` plans its calls with the functions its fetch uses (`plan_list`,
 `count_fallback` and `unplaced_calls` for lists, `parse_id` and `parse_ids` for ids). Root
-fields are grouped by response key as graphql-core executes them.
+fields and list shapes are read from the operation's plan (`resolvers.plan`), the one the
+engines use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from graphql import (
-    FieldNode,
     FragmentDefinitionNode,
+    GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
-    get_argument_values,
 )
+from graphql.execution.values import VariableValues, get_argument_values
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 from resolvers.fetch import ListRequest, count_fallback
 from resolvers.loaders import PageKey
 from resolvers.pagination import unplaced_calls
-from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
-from resolvers.roots import root_of
+from resolvers.plan import Plan, plan_operation
 
 
 @dataclass(slots=True)
@@ -37,7 +36,14 @@ class Cost:
     counts: set[PageKey] = field(default_factory=set)  # loaded only if a list is past the end
     ids: set[int] = field(default_factory=set)  # detail calls, unless a full page brings them
     lists: list[ListRequest] = field(default_factory=list)  # each `orderItems`, as planned
-    # `last` alone is placed by its count, so its further pages are counted at worst.
+    # A `last` window without `before` is placed by the count its probe reads, which no one
+    # knows when the budget is checked: its further pages are counted at the worst placement.
+    # That worst is (size - 1) // cap + 2 pages, the most a window of `size` items straddles
+    # at the cap, and `plan_pages` never plans more; it is reached (so calls == budget) when
+    # the placed window straddles that many pages and no smaller page covers it in fewer, e.g.
+    # `last: 7` at cap 7 over 300 items: probe page 1, then items 293-299 on two pages (a list
+    # whose length is a multiple of the cap never reaches it). The data spares the rest when
+    # the window lands on fewer pages, or inside the probe.
     unplaced: int = 0
 
     @property
@@ -65,47 +71,40 @@ class Cost:
         fallback = count_fallback(request)
         if fallback is not None:
             self.counts.add(fallback)
-        self.unplaced += unplaced_calls(request.window, max_limit)
+        if request.wants_items:  # a count-only window is placed by its one count call
+            self.unplaced += unplaced_calls(request.window, max_limit)
+
+
+def plan_cost(
+    plan: Plan, variables: VariableValues, settings: Settings, max_limit: int | None = None
+) -> Cost:
+    """What the operation `plan` was made for fetches with `variables`, at page cap `max_limit`
+    (the cap learned from the upstream, else `upstream_max_limit`).
+
+    Fields with bad arguments count nothing: they fail on their own, before any call (an
+    argument given a null variable fails in `get_argument_values`, as graphql-core reports it).
+    An operation whose collection fails (a null `if:` at the root) makes no call at all.
+    """
+    cost = Cost()
+    for root in plan.roots:
+        if root.entry is None or root.definition is None:
+            continue  # introspection and `__typename` make no call
+        try:
+            args = get_argument_values(root.definition, root.details[0].node, variables)
+            root.entry.plan(cost, settings, args, root.shape, max_limit)
+        except (GatewayError, GraphQLError, ValueError, TypeError, KeyError):
+            continue
+    return cost
 
 
 def operation_cost(
     schema: GraphQLSchema,
     operation: OperationDefinitionNode,
     fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Any,
+    variables: VariableValues,
     settings: Settings,
     max_limit: int | None = None,
 ) -> Cost:
-    """Fields with bad arguments count nothing: they fail on their own, before any call.
-    `max_limit` is the page cap learned from the upstream (else `upstream_max_limit`)."""
-    walker = SelectionWalker(fragments, getattr(variables, "coerced", variables) or {})
-    root = schema.query_type
-    assert root is not None
-    groups: dict[str, list[FieldNode]] = {}
-    for node in walker.fields([operation.selection_set]):
-        groups.setdefault((node.alias or node.name).value, []).append(node)
-    cost = Cost()
-    for nodes in groups.values():
-        definition = root.fields.get(nodes[0].name.value)
-        entry = root_of(definition) if definition is not None else None
-        if entry is None:
-            continue  # introspection and `__typename` make no call
-        try:
-            args = get_argument_values(definition, nodes[0], variables)
-            shape = list_shape(walker, nodes) if entry.shaped else NO_SHAPE
-            entry.plan(cost, settings, args, shape, max_limit)
-        except (GatewayError, ValueError, TypeError, KeyError):
-            continue
-    return cost
-
-
-def upstream_calls(
-    schema: GraphQLSchema,
-    operation: OperationDefinitionNode,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Any,
-    settings: Settings,
-    max_limit: int | None = None,
-) -> int:
-    """The number the budget compares with `max_upstream_calls`."""
-    return operation_cost(schema, operation, fragments, variables, settings, max_limit).calls
+    """The cost of an operation planned afresh (the executor reuses its cached plans)."""
+    plan = plan_operation(schema, fragments, operation, variables)
+    return plan_cost(plan, variables, settings, max_limit)

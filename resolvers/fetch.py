@@ -109,7 +109,7 @@ async def fetch_connection(
     if window.from_end:
         count, window, placed = await _place(loaders, request, cap, ceiling)
         if placed != plan:
-            _check_budget(loaders, len(placed.pages), budget)
+            _check_budget(loaders, _keys(request, placed), budget)
         plan = placed
     for _ in range(_MAX_PLAN_ROUNDS):
         try:
@@ -117,16 +117,14 @@ async def fetch_connection(
         except UpstreamPageCapped as capped:
             await _learn_cap(loaders, request, capped, cap)
         plan = plan_pages(window, cap.limit(ceiling))
-        _check_budget(loaders, len(plan.pages), budget)
+        _check_budget(loaders, _keys(request, plan), budget)
     raise UpstreamBadResponse("The OMS API kept serving list pages shorter than it said.")
 
 
 async def _fetch_plan(
     loaders: Loaders, request: ListRequest, window: Window, plan: PagePlan, count: int | None
 ) -> Connection:
-    kind = request.kind if request.wants_items else "simple"
-    keys = [PageKey(kind, request.order_number, plan.limit, p) for p in plan.pages]
-    pages = await asyncio.gather(*(_page_or_none(loaders.page(k)) for k in keys))
+    pages = await asyncio.gather(*(_page_or_none(loaders.page(k)) for k in _keys(request, plan)))
     if count is None:
         count = next((p.count for p in pages if p is not None), None)
     if count is None:
@@ -138,6 +136,11 @@ async def _fetch_plan(
     start = window.offset - plan.first_offset
     nodes = items[start : start + window.size]
     return Connection(count, nodes, window, request.order_number)
+
+
+def _keys(request: ListRequest, plan: PagePlan) -> list[PageKey]:
+    kind = request.kind if request.wants_items else "simple"
+    return [PageKey(kind, request.order_number, plan.limit, p) for p in plan.pages]
 
 
 async def _place(
@@ -183,9 +186,15 @@ async def _learn_cap(
     cap.learn(capped.served)
 
 
-def _check_budget(loaders: Loaders, calls: int, budget: int) -> None:
+def _check_budget(loaders: Loaders, keys: list[PageKey], budget: int) -> None:
+    """Refuse a re-plan whose new calls would take the operation's calls past the budget.
+
+    Only pages not asked for yet count: a rerun of the operation on the same loaders (the
+    compiled path's fall-back) replans pages the first run fetched, and those cost nothing.
+    """
+    calls = loaders.new_pages(keys)
     made = sum(loaders.session.calls.values())
-    if made + calls > budget:
+    if calls and made + calls > budget:
         raise CostLimitExceeded(
             f"The OMS API serves smaller pages than planned; this list now needs {calls} more "
             f"upstream calls and the budget is {budget}. Ask for fewer items.",

@@ -32,14 +32,23 @@ class Loaders:
         self.session = session
         batches = _Batches(session, asyncio.Semaphore(detail_concurrency))
         self._batches = batches
+        # The pages asked for so far (loaded, loading or failed), so a plan can tell which of
+        # its pages would be new calls.
+        self._page_futures: dict[PageKey, asyncio.Future[Page]] = {}
         self.items: DataLoader[int, Item | None] = DataLoader(partial(_load_items, batches))
-        self.pages: DataLoader[PageKey, Page] = DataLoader(partial(_load_pages, batches))
+        self.pages: DataLoader[PageKey, Page] = DataLoader(
+            partial(_load_pages, batches), cache_map=self._page_futures
+        )
 
     def page(self, key: PageKey) -> asyncio.Future[Page]:
         future = self.pages.load(key)
         if key.kind == "full":
             self._batches.pending_full_pages.append(future)
         return future
+
+    def new_pages(self, keys: list[PageKey]) -> int:
+        """How many of `keys` were never asked for: each may cost a call, the others cannot."""
+        return sum(1 for key in keys if key not in self._page_futures)
 
 
 @dataclass(slots=True)

@@ -1,35 +1,20 @@
-"""The endpoint planner: read a selection set and pick the cheapest upstream endpoint for it."""
+"""The endpoint planner: from a list's shape and arguments, the cheapest endpoint and its pages."""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
-
-from graphql import (
-    BooleanValueNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    InlineFragmentNode,
-    SelectionSetNode,
-    VariableNode,
-)
 
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
-from gateway.upstream.client import SIMPLE_BY_ID, ListKind
+from gateway.upstream.client import ListKind
 from resolvers.context import Context
 from resolvers.fetch import Connection, ListRequest, fetch_connection
 from resolvers.pagination import COUNT_PLAN, plan_pages, probe_plan, resolve_window
 
 # Order numbers are short codes; a longer value is a mistake or an attack, not a filter.
 MAX_ORDER_NUMBER_LENGTH = 64
-
-# What list-simple names by id only, as the client declares it (upstream keys that are the
-# fields' GraphQL names too); every other item field is in both lists.
-_NESTED_BY_ID = frozenset(SIMPLE_BY_ID)
-_KNOWN_WITHOUT_CALL = frozenset({"id", "__typename"})
 
 
 class ListShape(NamedTuple):
@@ -41,85 +26,6 @@ class ListShape(NamedTuple):
 
 # A root that is no list: its fetch does not read its selection.
 NO_SHAPE = ListShape(items=True, full=True)
-
-
-class SelectionWalker:
-    """Walks selection sets through fragments and inline fragments, honouring @skip/@include."""
-
-    def __init__(
-        self, fragments: Mapping[str, FragmentDefinitionNode], variables: Mapping[str, Any]
-    ) -> None:
-        self.fragments = fragments
-        self.variables = variables
-
-    @classmethod
-    def of(cls, info: Any) -> SelectionWalker:
-        """A walker for graphql-core resolve info (variables as a dict or as VariableValues)."""
-        variables = info.variable_values
-        return cls(info.fragments, getattr(variables, "coerced", variables) or {})
-
-    def fields(self, selection_sets: Iterable[SelectionSetNode | None]) -> Iterator[FieldNode]:
-        for selection_set in selection_sets:
-            if selection_set is None:
-                continue
-            for selection in selection_set.selections:
-                if not self._included(selection):
-                    continue
-                if isinstance(selection, FieldNode):
-                    yield selection
-                elif isinstance(selection, InlineFragmentNode):
-                    yield from self.fields([selection.selection_set])
-                elif isinstance(selection, FragmentSpreadNode):
-                    fragment = self.fragments.get(selection.name.value)
-                    if fragment is not None:
-                        yield from self.fields([fragment.selection_set])
-
-    def children(self, nodes: Iterable[FieldNode], name: str) -> list[FieldNode]:
-        """The fields named `name` (under any alias) in the selection sets of `nodes`."""
-        return [f for f in self.fields(n.selection_set for n in nodes) if f.name.value == name]
-
-    def _included(self, node: Any) -> bool:
-        for directive in node.directives or ():
-            name = directive.name.value
-            if name in ("skip", "include"):
-                value = self._if_argument(directive.arguments)
-                if (name == "skip") == value:
-                    return False
-        return True
-
-    def _if_argument(self, arguments: Any) -> bool:
-        for argument in arguments:
-            if argument.name.value == "if":
-                value = argument.value
-                if isinstance(value, BooleanValueNode):
-                    return value.value
-                if isinstance(value, VariableNode):
-                    return bool(self.variables.get(value.name.value))
-        return False
-
-
-def item_selections(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> list[FieldNode]:
-    """The field nodes that select on OrderItem inside a connection: `nodes` and `edges.node`."""
-    edges = walker.children(connection_nodes, "edges")
-    return walker.children(connection_nodes, "nodes") + walker.children(edges, "node")
-
-
-def needs_full_items(walker: SelectionWalker, item_nodes: list[FieldNode]) -> bool:
-    """True when the items' selection reaches past what list-simple returns."""
-    for field in walker.fields(n.selection_set for n in item_nodes):
-        if field.name.value in _NESTED_BY_ID:
-            for sub in walker.fields([field.selection_set]):
-                if sub.name.value not in _KNOWN_WITHOUT_CALL:
-                    return True
-    return False
-
-
-def list_shape(walker: SelectionWalker, connection_nodes: list[FieldNode]) -> ListShape:
-    """The shape of an `orderItems` selection: whether it reads items, and which list serves."""
-    items = bool(
-        walker.children(connection_nodes, "nodes") or walker.children(connection_nodes, "edges")
-    )
-    return ListShape(items, needs_full_items(walker, item_selections(walker, connection_nodes)))
 
 
 def check_filter(argument: str, value: str | None) -> str | None:

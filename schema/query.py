@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import strawberry
 
 from resolvers.context import Info
-from resolvers.planner import NO_SHAPE, SelectionWalker, list_shape
+from resolvers.plan import shape_of
+from resolvers.planner import NO_SHAPE
 from resolvers.roots import ORDER_ITEM, ORDER_ITEMS, ORDER_ITEMS_BY_IDS
 from schema.types import OBJECTS, OrderItem, OrderItemConnection
 
@@ -91,10 +92,9 @@ class Query:
             ),
         ] = None,
     ) -> OrderItemConnection | None:
-        raw = info._raw_info
         args = {"first": first, "after": after, "last": last, "before": before, "page": page,
                 "pageSize": page_size, "orderNumber": order_number}  # fmt: skip
-        shape = list_shape(SelectionWalker.of(raw), raw.field_nodes)
+        shape = shape_of(info.context.plan, info._raw_info)
         connection: Any = await ORDER_ITEMS.fetch(info.context, args, shape)
         return connection
 

@@ -19,7 +19,9 @@ Raw = dict[str, Any]
 
 # Field metadata the compiled path reads (gateway/execution/compiled.py), declared on the field:
 PURE = "gateway.pure"  # its resolver is a pure function of its parent and arguments
-OBJECTS = "gateway.objects"  # its values are Python objects read by attribute, not upstream dicts
+# Its values are Python objects read by attribute, not upstream dicts: said alike by every field
+# giving a type, since `make_schema` installs one reader per field of that type (`schema.Read`).
+OBJECTS = "gateway.objects"
 
 
 def _f(description: str, name: str | None = None) -> Any:

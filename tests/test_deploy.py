@@ -7,7 +7,6 @@ import json
 import re
 import shlex
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,8 @@ from gateway.cli import _parser, _settings_from
 from gateway.observability.version import VERSION
 from gateway.server.app import create_app
 from gateway.settings import ENV_VARS, Settings
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 ROUTES = {getattr(route, "path", None) for route in create_app(Settings()).routes}
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from graphql import GraphQLScalarType, OperationDefinitionNode, build_schema, validate
 
 from scripts.examples_manifest import MANIFEST, documents, examples_document
-from tests.support import SDL
+from tests.support import README, ROOT, SDL
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-README = Path(__file__).resolve().parents[1] / "README.md"
+EXAMPLES = ROOT / "examples"
 
 # Variables that make each example operation do real work against the fake OMS.
 VARIABLES: dict[str, dict[str, Any]] = {
@@ -88,7 +86,7 @@ def test_codegen_maps_every_custom_scalar():
 
 
 def test_the_readme_explains_apollo_client_with_apq_over_get_and_relay_paging():
-    readme = README.read_text()
+    readme = README
     assert "useGETForHashedQueries: true" in readme
     assert "relayStylePagination" in readme
     assert "examples/" in readme

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 PACKAGES = ("gateway", "schema", "resolvers")
 
 # Run in a fresh interpreter that has imported nothing of the project: each module is imported by

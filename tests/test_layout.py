@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
-from pathlib import Path
 
-from tests.test_readme import README, tables
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import README, ROOT, tables
 
 
 def layout_rows() -> list[str]:
@@ -50,3 +48,36 @@ def _as_path(layer: str) -> str:
     if layer == "gateway.cli":
         return "gateway/cli.py"
     return layer.replace(".", "/") + "/"
+
+
+def imported_test_modules(source: str) -> list[str]:
+    """The `test_*` modules a source imports: shared helpers belong in `tests/support.py`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found += [n for n in names if n.rsplit(".", 1)[-1].startswith("test_")]
+    return found
+
+
+def test_no_test_module_imports_another():
+    offenders = {
+        str(path.relative_to(ROOT)): imported
+        for path in (ROOT / "tests").rglob("*.py")
+        if (imported := imported_test_modules(path.read_text()))
+    }
+    assert offenders == {}
+
+
+def test_the_import_check_can_fail():
+    assert imported_test_modules("from tests.gateway.test_compiled import run") == [
+        "tests.gateway.test_compiled"
+    ]
+    assert imported_test_modules("from tests.gateway import test_compiled") == [
+        "tests.gateway.test_compiled"
+    ]
+    assert imported_test_modules("import tests.test_readme") == ["tests.test_readme"]

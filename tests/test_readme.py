@@ -5,14 +5,14 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from pathlib import Path
+from typing import get_args
 
 from gateway.cli import INTERNAL_SETTINGS, describe_default, flag
 from gateway.errors import ErrorCode
+from gateway.execution.compiled import Engine, Fallback
 from gateway.settings import ENV_VARS, Settings
+from tests.support import README, ROOT, tables
 
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
 SOURCES = [ROOT / "gateway", ROOT / "resolvers", ROOT / "schema"]
 # Upper-case string constants in the code that are not error codes.
 NOT_CODES = frozenset(
@@ -23,33 +23,6 @@ NOT_CODE_PREFIXES = ("OMS_", "OTEL_", "PROMETHEUS_")
 # Any all-capitals word: a pattern of four letters or more missed BAD_REQUEST and BAD_USER_INPUT.
 _CODE = re.compile(r"[A-Z][A-Z0-9]+(_[A-Z0-9]+)*")
 _NUMBER = re.compile(r"-?\d[\d_,]*(?:\.\d+)?")
-
-
-def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
-    """Every Markdown table: its header cells and its rows' cells (stripped)."""
-    found: list[tuple[list[str], list[list[str]]]] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        if (
-            lines[i].startswith("|")
-            and i + 1 < len(lines)
-            and re.match(r"\|[-:| ]+\|$", lines[i + 1])
-        ):
-            header = _cells(lines[i])
-            rows = []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(_cells(lines[i]))
-                i += 1
-            found.append((header, rows))
-        else:
-            i += 1
-    return found
-
-
-def _cells(line: str) -> list[str]:
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
 def _default_matches(cell: str, value: object) -> bool:
@@ -154,6 +127,19 @@ def test_every_error_code_in_the_code_is_an_error_code_member():
         "(add a member and a README row for a new code), or, if the constant is not an error "
         "code, add it to NOT_CODES in tests/test_readme.py:\n" + "\n".join(literals)
     )
+
+
+def access_log_values(text: str, field: str) -> set[str]:
+    """The values the README's access-log paragraph gives for `field`: `field` (`a`, `b` ...)."""
+    found = re.search(rf"`{field}` \(([^)]*)\)", " ".join(text.split()))
+    assert found, f"no `{field}` (...) in the README"
+    return set(re.findall(r"`([\w-]+)`", found[1]))
+
+
+def test_the_readme_names_every_engine_and_fallback_reason():
+    assert access_log_values(README, "engine") == {*get_args(Engine), "none"}
+    assert access_log_values(README, "fallback") == set(get_args(Fallback))
+    assert access_log_values("`engine`\n (`a` or\n `b-c`)", "engine") == {"a", "b-c"}
 
 
 def test_the_table_parsers_can_fail():

@@ -21,14 +21,9 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     GraphQLString,
-    InlineFragmentNode,
-    ListValueNode,
-    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    ValueNode,
-    VariableNode,
     get_named_type,
     is_leaf_type,
     is_list_type,
@@ -37,19 +32,15 @@ from graphql import (
     is_scalar_type,
     located_error,
 )
-from graphql.execution.collect_fields import (
-    FieldDetails,
-    FragmentDetails,
-    collect_fields,
-    collect_subfields,
-)
+from graphql.execution.collect_fields import FieldDetails, FragmentDetails, collect_subfields
 from graphql.execution.values import VariableValues, get_argument_values
-from graphql.pyutils import Undefined, gather_with_cancel, inspect, is_iterable
+from graphql.pyutils import Undefined, gather_with_cancel
 
 from resolvers.context import Context
-from resolvers.planner import NO_SHAPE, ListShape, SelectionWalker, list_shape
-from resolvers.roots import Root, root_of
-from schema import read_field
+from resolvers.plan import OperationPlans, Plan, selections
+from resolvers.planner import NO_SHAPE, ListShape
+from resolvers.roots import Root
+from schema import Read, read_of
 from schema.types import OBJECTS, PURE
 
 logger = logging.getLogger("gateway.compiled")
@@ -57,14 +48,15 @@ logger = logging.getLogger("gateway.compiled")
 # Variants (one per combination of the variables that shape a plan) kept per operation.
 MAX_VARIANTS = 32
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_ABSENT = object()
 
 
 # Which engine answered an operation, or why graphql-core ran it instead: a metric label and an
-# access-log field, so a bounded set. `exact` is the compiled path with at least one root field
-# completed by the exact path after its projector bailed.
-Engine = Literal["compiled", "exact", "graphql-core"]
-Fallback = Literal["disabled", "uncredentialed", "unsupported", "arguments", "directives", "error"]
+# access-log field, so a bounded set. `bailed`: a projector met a value that is not the plain
+# case, and graphql-core reran the operation from the same loaders (no new upstream calls).
+Engine = Literal["compiled", "graphql-core"]
+Fallback = Literal[
+    "disabled", "uncredentialed", "unsupported", "arguments", "directives", "bailed", "error"
+]
 
 
 class Unsupported(Exception):
@@ -72,7 +64,10 @@ class Unsupported(Exception):
 
 
 class _Bail(Exception):
-    """A projector met anything but the plain case; the exact path redoes that root field."""
+    """A projector met anything but the plain case; graphql-core reruns the operation."""
+
+
+_BAILED = object()  # a root field's value when its projector bailed
 
 
 @dataclass(slots=True, eq=False)
@@ -91,24 +86,16 @@ class FieldPlan:
     """One response key: how to read its value and how to complete it."""
 
     key: str
-    name: str  # the schema field's name, for graphql-core's messages
+    name: str  # the schema field's name
     parent: str
     nodes: list[FieldNode]  # every merged node, for error locations
     type: GraphQLOutputType
-    python_name: str | None = None  # read by key from a dict, else by attribute
+    read: Read = Read.RESOLVER  # as graphql-core reads it (`schema.read_of`)
+    python_name: str | None = None  # the key or attribute it is read by
     typename: str | None = None  # for __typename
     resolver: Callable[..., Any] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     sub: ObjectPlan | None = None
-
-    def resolve(self, source: Any) -> Any:
-        """The field's value as the schema's resolvers give it."""
-        if self.typename is not None:
-            return self.typename
-        if self.resolver is not None:
-            return self.resolver(source, **self.kwargs)
-        assert self.python_name is not None
-        return read_field(source, self.python_name)
 
 
 @dataclass(slots=True, eq=False)
@@ -120,79 +107,11 @@ class RootPlan:
     shape: ListShape = NO_SHAPE  # what its fetch reads of its selection, once per variant
 
 
-# --- The exact path: graphql-core's value completion, for values the projectors bail on. ---
-
-
-def _complete_object(
-    plan: ObjectPlan, source: Any, path: list[str | int], errors: list[GraphQLError]
-) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for f in plan.fields:
-        field_path = [*path, f.key]
-        try:
-            value = _complete_value(f, f.type, f.resolve(source), field_path, errors)
-        except Exception as raw:
-            error = located_error(raw, f.nodes, field_path)
-            if is_non_null_type(f.type):
-                raise error from None
-            errors.append(error)
-            value = None
-        result[f.key] = value
-    return result
-
-
-def _complete_value(
-    f: FieldPlan,
-    type_: GraphQLOutputType,
-    value: Any,
-    path: list[str | int],
-    errors: list[GraphQLError],
-) -> Any:
-    if isinstance(value, Exception):
-        raise value
-    if is_non_null_type(type_):
-        completed = _complete_value(f, type_.of_type, value, path, errors)
-        if completed is None:
-            raise TypeError(f"Cannot return null for non-nullable field {f.parent}.{f.name}.")
-        return completed
-    if value is None or value is Undefined:
-        return None
-    if is_list_type(type_):
-        if not is_iterable(value):
-            raise GraphQLError(
-                f"Expected Iterable, but did not find one for field '{f.parent}.{f.name}'."
-            )
-        item_type = type_.of_type
-        items: list[Any] = []
-        for index, item in enumerate(value):
-            item_path = [*path, index]
-            try:
-                completed = _complete_value(f, item_type, item, item_path, errors)
-            except Exception as raw:
-                error = located_error(raw, f.nodes, item_path)
-                if is_non_null_type(item_type):
-                    raise error from None
-                errors.append(error)
-                completed = None
-            items.append(completed)
-        return items
-    if is_leaf_type(type_):
-        coerced = type_.coerce_output_value(value)
-        if coerced is Undefined or coerced is None:
-            raise TypeError(
-                f"Expected `{inspect(type_)}.coerce_output_value({inspect(value)})` to return"
-                f" non-nullable value, returned: {inspect(coerced)}"
-            )
-        return coerced
-    assert is_object_type(type_) and f.sub is not None
-    return _complete_object(f.sub, value, path, errors)
-
-
 # --- The fast path: one generated function per selection, plain dict reads and type checks. ---
 
 
 class _Codegen:
-    """Generates the projectors of one plan; `_Bail` (or any error) hands over to the exact path.
+    """Generates the projectors of one plan; `_Bail` (or any error) hands over to graphql-core.
 
     Only synthetic identifiers are generated: every name or value from the document or the
     schema reaches the generated source as a `repr` literal or through the namespace.
@@ -246,14 +165,19 @@ class _Codegen:
         return name
 
     def read(self, f: FieldPlan, by_attribute: bool) -> str:
-        if f.resolver is not None:
+        """The read of `f` from `s`, the object's value: the read graphql-core makes (`f.read`),
+        inlined; the object's guard has made sure `s` is a dict (`g` is its `get`) or is not."""
+        if f.read is Read.RESOLVER:
+            assert f.resolver is not None
             return f"{self.bind('resolver', f.resolver)}(s, **{self.bind('kwargs', f.kwargs)})"
         name = f.python_name
         assert name is not None
-        if not by_attribute:
-            return f"g({name!r})"
+        if f.read is not (Read.ATTRIBUTE if by_attribute else Read.KEY):
+            raise Unsupported(f"{f.parent}.{f.name} is read unlike its object")
+        if f.read is Read.KEY:
+            return f"g({name!r})"  # dict.get
         if name.isidentifier() and not keyword.iskeyword(name):
-            return f"s.{name}"
+            return f"s.{name}"  # getattr
         return f"getattr(s, {name!r})"
 
     def complete(self, f: FieldPlan, type_: GraphQLOutputType, var: str) -> list[str]:
@@ -382,10 +306,12 @@ class _Planner:
         if strawberry_field is None or strawberry_field.extensions:
             # Field extensions (permissions, say) wrap the resolver: only graphql-core runs them.
             raise Unsupported(f"the field {plan.parent}.{plan.name}")
-        resolver = strawberry_field.base_resolver
-        if resolver is None:
+        plan.read = read_of(strawberry_field)
+        if plan.read is not Read.RESOLVER:
             plan.python_name = strawberry_field.python_name
             return
+        resolver = strawberry_field.base_resolver
+        assert resolver is not None
         function = resolver.wrapped_func
         if not strawberry_field.metadata.get(PURE):
             raise Unsupported(f"the resolver of {plan.parent}.{plan.name}")
@@ -412,7 +338,7 @@ class _Variant:
 
     async def execute(
         self, context: Context, variables: VariableValues
-    ) -> tuple[ExecutionResult, Engine] | Fallback:
+    ) -> ExecutionResult | Fallback:
         roots = self.roots
         arguments: list[dict[str, Any]] = []
         for root in roots:
@@ -432,7 +358,6 @@ class _Variant:
             except GraphQLError:
                 return "arguments"  # graphql-core reports these its own way, before any call
         errors: list[GraphQLError] = []
-        bailed: list[str] = []
         data: dict[str, Any] = {}
         pending: list[str] = []
         for root, args in zip(roots, arguments, strict=True):
@@ -440,7 +365,7 @@ class _Variant:
             if root.definition is None:
                 data[key] = root.field.typename
             else:
-                data[key] = self._root(root, args, context, errors, bailed)
+                data[key] = self._root(root, args, context, errors)
                 pending.append(key)
         try:
             # As graphql-core does: one awaitable is awaited as is, several are gathered, and the
@@ -451,32 +376,32 @@ class _Variant:
                 values = await gather_with_cancel(*(data[key] for key in pending))
                 data.update(zip(pending, values, strict=True))
         except GraphQLError as error:
+            # No rerun: the fetches it cancelled would be new calls. (Every root field of this
+            # schema is nullable, so this is for schemas to come.)
             errors.append(error)
-            return ExecutionResult(None, errors), "exact" if bailed else "compiled"
-        return ExecutionResult(data, errors or None), "exact" if bailed else "compiled"
+            return ExecutionResult(None, errors)
+        if any(data[key] is _BAILED for key in pending):
+            # Every fetch has settled in the loaders, so graphql-core reruns the operation from
+            # them without a new upstream call and completes the odd values as it always does.
+            return "bailed"
+        return ExecutionResult(data, errors or None)
 
     async def _root(
-        self,
-        root: RootPlan,
-        args: dict[str, Any],
-        context: Context,
-        errors: list[GraphQLError],
-        bailed: list[str],
+        self, root: RootPlan, args: dict[str, Any], context: Context, errors: list[GraphQLError]
     ) -> Any:
         f = root.field
         try:
             value = await self._fetch(root, args, context)
-            try:
-                return root.complete(value)
-            except Exception:
-                bailed.append(f.key)
-                return _complete_value(f, f.type, value, [f.key], errors)
         except Exception as raw:
             error = located_error(raw, f.nodes, [f.key])
             if is_non_null_type(f.type):
                 raise error from None
             errors.append(error)
             return None
+        try:
+            return root.complete(value)
+        except Exception:
+            return _BAILED
 
     async def _fetch(self, root: RootPlan, args: dict[str, Any], context: Context) -> Any:
         # The same entry, so the same calls in the same order, as the resolvers of `Query`.
@@ -487,41 +412,29 @@ class _Variant:
 
 def _compile(
     schema: GraphQLSchema,
-    fragments: Mapping[str, FragmentDefinitionNode],
     operation: OperationDefinitionNode,
     variables: VariableValues,
     hide_suggestions: bool,
+    plan: Plan,
 ) -> _Variant:
+    """The variant of `plan`: its root fields, entries and list shapes are the plan's, the one
+    the budget and graphql-core's resolvers read."""
     query_type = schema.query_type
     assert query_type is not None
-    planner = _Planner(
-        schema,
-        {name: FragmentDetails(definition) for name, definition in fragments.items()},
-        operation,
-        variables,
-        hide_suggestions,
-    )
-    collected = collect_fields(
-        schema, planner.fragments, variables, query_type, operation, hide_suggestions
-    )
-    if collected.new_defer_usages:
+    if plan.deferred:
         raise Unsupported("@defer")
+    planner = _Planner(schema, plan.fragments, operation, variables, hide_suggestions)
     codegen = _Codegen()
     roots: list[RootPlan] = []
-    for key, details in collected.grouped_field_set.items():
-        name = details[0].node.name.value
-        plan, definition = planner.field(query_type, key, details)
-        if name == "__typename":
-            roots.append(RootPlan(plan, None, _identity))
-            continue
-        entry = root_of(definition)
-        if entry is None:
-            raise Unsupported(f"the root field {name}")
-        shape = NO_SHAPE
-        if entry.shaped:  # the selection's shape is fixed by the variant's variables
-            walker = SelectionWalker(fragments, variables.coerced or {})
-            shape = list_shape(walker, plan.nodes)
-        roots.append(RootPlan(plan, definition, codegen.root(plan), entry, shape))
+    for root in plan.roots:
+        field_plan, definition = planner.field(query_type, root.key, root.details)
+        if field_plan.typename is not None:
+            roots.append(RootPlan(field_plan, None, _identity))
+        elif root.entry is None:
+            raise Unsupported(f"the root field {field_plan.name}")
+        else:
+            complete = codegen.root(field_plan)
+            roots.append(RootPlan(field_plan, definition, complete, root.entry, root.shape))
     return _Variant(roots, hide_suggestions)
 
 
@@ -539,30 +452,18 @@ class CompiledOperation:
     `@skip`/`@include` or feed nested arguments (`State.name(locale:)`) select a variant.
     """
 
-    def __init__(
-        self,
-        schema: GraphQLSchema,
-        fragments: Mapping[str, FragmentDefinitionNode],
-        operation: OperationDefinitionNode,
-        *,
-        hide_suggestions: bool,
-    ) -> None:
-        self.schema = schema
-        self.fragments = fragments
-        self.operation = operation
-        self.hide_suggestions = hide_suggestions
-        self.supported = _statically_supported(operation, fragments)
-        query_type = schema.query_type
-        assert query_type is not None
-        roots = frozenset(n for n, d in query_type.fields.items() if root_of(d) is not None)
-        self.shaping = _shaping_variables(operation, fragments, roots) if self.supported else ()
+    def __init__(self, plans: OperationPlans) -> None:
+        self.plans = plans  # the operation's plans, which the budget reads too
+        self.supported = _statically_supported(plans.operation, plans.fragments)
+        # Variants are keyed as plans are: by the values of the variables that shape them.
+        self.shaping = plans.shaping
         # Why a variant could not be compiled, by its key: told again at each request it serves.
         self.variants: dict[tuple[Any, ...], _Variant | Fallback] = {}
 
     async def execute(
         self, context: Context, variables: VariableValues
-    ) -> tuple[ExecutionResult, Engine] | Fallback:
-        """The result and the engine that made it, or why graphql-core must run this request."""
+    ) -> ExecutionResult | Fallback:
+        """The compiled result, or why graphql-core must run this request."""
         if not self.supported:
             return "unsupported"
         variant = self.variant(variables)
@@ -571,8 +472,7 @@ class CompiledOperation:
         return await variant.execute(context, variables)
 
     def variant(self, variables: VariableValues) -> _Variant | Fallback:
-        coerced = variables.coerced
-        key = tuple(coerced.get(name, _ABSENT) for name in self.shaping)
+        key = self.plans.key(variables)
         try:
             return self.variants[key]
         except KeyError:
@@ -585,14 +485,16 @@ class CompiledOperation:
         return variant
 
     def _compile(self, variables: VariableValues) -> _Variant | Fallback:
+        plans = self.plans
+        plan = plans.plan(variables)
+        if plan.failed:
+            return "directives"  # a null `if:`: graphql-core reports it exactly as it does
         try:
-            return _compile(
-                self.schema, self.fragments, self.operation, variables, self.hide_suggestions
-            )
+            return _compile(plans.schema, plans.operation, variables, plans.hide_suggestions, plan)
         except Unsupported:
             return "unsupported"
         except GraphQLError:
-            # E.g. a null `if:`; graphql-core reports it exactly as it does.
+            # A null `if:` below the root; graphql-core reports it exactly as it does.
             return "directives"
         except Exception:  # a compiler bug must cost speed, never an answer
             logger.exception("could not compile an operation; graphql-core runs it")
@@ -610,49 +512,8 @@ def _statically_supported(
     )
 
 
-def _shaping_variables(
-    operation: OperationDefinitionNode,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    roots: frozenset[str],
-) -> tuple[str, ...]:
-    """Variables used by directives or by arguments of fields below the root."""
-    names: set[str] = set()
-    selection_sets = [operation.selection_set, *(f.selection_set for f in fragments.values())]
-    for selection_set in selection_sets:
-        for selection in _selections(selection_set):
-            for directive in selection.directives or ():
-                for argument in directive.arguments or ():
-                    _collect_variables(argument.value, names)
-            if isinstance(selection, FieldNode) and selection.name.value not in roots:
-                for argument in selection.arguments or ():
-                    _collect_variables(argument.value, names)
-    return tuple(sorted(names))
-
-
-def _selections(selection_set: SelectionSetNode) -> list[Any]:
-    found: list[Any] = []
-    stack = [selection_set]
-    while stack:
-        for selection in stack.pop().selections:
-            found.append(selection)
-            if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
-                stack.append(selection.selection_set)
-    return found
-
-
 def _field_nodes(selection_sets: list[SelectionSetNode]) -> list[FieldNode]:
     return [
-        s for selection_set in selection_sets for s in _selections(selection_set)
+        s for selection_set in selection_sets for s in selections(selection_set)
         if isinstance(s, FieldNode)
     ]  # fmt: skip
-
-
-def _collect_variables(value: ValueNode, names: set[str]) -> None:
-    if isinstance(value, VariableNode):
-        names.add(value.name.value)
-    elif isinstance(value, ListValueNode):
-        for item in value.values:
-            _collect_variables(item, names)
-    elif isinstance(value, ObjectValueNode):
-        for object_field in value.fields:
-            _collect_variables(object_field.value, names)

@@ -29,7 +29,8 @@ from gateway.errors import ErrorCode, RequestError, request_error
 from gateway.execution.compiled import CompiledOperation, Engine, Fallback
 from gateway.execution.limits import Limits, OverLimit, check_document
 from gateway.settings import Settings
-from resolvers.cost import upstream_calls
+from resolvers.cost import plan_cost
+from resolvers.plan import OperationPlans, Plan
 
 
 class Answer(ExecutionResult):
@@ -106,6 +107,7 @@ class Prepared:
     fragments: dict[str, FragmentDefinitionNode]
     operations: dict[str | None, OperationDefinitionNode]
     extras: dict[Any, Any] = field(default_factory=dict)  # per-document caches of later stages
+    plans: dict[str | None, OperationPlans] = field(default_factory=dict)  # by operation name
     nbytes: int = 0  # what the document cache charges for it when cached
     query: str = ""  # its text, the document cache's key
     selections: int = 0  # the most field selections of one operation, fragments expanded
@@ -133,11 +135,18 @@ class Prepared:
 
 # What the document cache charges, from tracemalloc (bench/governance.py memory): a parsed and
 # validated document keeps 74 to 160 bytes per byte of its text (tokens, nodes, locations); a
-# compiled variant about 550 to 800 bytes per field selection with fragments expanded.
+# compiled variant about 550 to 800 bytes per field selection with fragments expanded; a plan
+# 680 to 860 bytes and about 240 more per root field (measured alike on bench's documents);
+# a budget figure its key of variable values.
 DOCUMENT_BYTES = 16 * 1024
 DOCUMENT_BYTES_PER_BYTE = 100
 VARIANT_BYTES = 12 * 1024
 VARIANT_BYTES_PER_SELECTION = 600
+PLAN_BYTES = 1024
+PLAN_BYTES_PER_ROOT = 256
+FIGURE_BYTES = 256
+# Budget figures kept per operation, by the variables' values and the page cap.
+MAX_FIGURES = 32
 
 
 def _prepare(
@@ -253,9 +262,7 @@ class Executor:
         max_limit: int | None = None,
     ) -> int:
         """The operation's planned upstream calls (at page cap `max_limit`), within budget."""
-        cost = upstream_calls(
-            self.schema, operation, prepared.fragments, variables, self.settings, max_limit
-        )
+        cost = self.planned_calls(prepared, operation, variables, max_limit)
         budget = self.settings.max_upstream_calls
         if cost > budget:
             raise request_error(
@@ -267,17 +274,58 @@ class Executor:
             )
         return cost
 
-    def compiled(self, prepared: Prepared, operation: OperationDefinitionNode) -> CompiledOperation:
-        """The operation's compiled form, made once per cached document."""
-        key = (CompiledOperation, operation.name.value if operation.name else None)
-        compiled = prepared.extras.get(key)
-        if compiled is None:
-            compiled = prepared.extras[key] = CompiledOperation(
+    def planned_calls(
+        self,
+        prepared: Prepared,
+        operation: OperationDefinitionNode,
+        variables: Any,
+        max_limit: int | None,
+    ) -> int:
+        """The budget's figure, once per combination of the variables' values and the page cap:
+        it reads nothing else (they select the plan and give the root fields' arguments)."""
+        figures = self.plans(prepared, operation).calls
+        key = (tuple(variables.coerced.items()), max_limit)
+        try:
+            calls, keep = figures.get(key), len(figures) < MAX_FIGURES
+        except TypeError:  # an unhashable value (a list of ids): counted for this request only
+            calls, keep = None, False
+        if calls is not None:
+            return calls
+        plan = self.plan(prepared, operation, variables)
+        calls = plan_cost(plan, variables, self.settings, max_limit).calls
+        if keep:
+            figures[key] = calls
+            self.cache.charge(prepared.query, FIGURE_BYTES)
+        return calls
+
+    def plans(self, prepared: Prepared, operation: OperationDefinitionNode) -> OperationPlans:
+        """The operation's plans, kept with the cached document."""
+        name = operation.name.value if operation.name else None
+        plans = prepared.plans.get(name)
+        if plans is None:
+            plans = prepared.plans[name] = OperationPlans(
                 self.schema,
                 prepared.fragments,
                 operation,
                 hide_suggestions=self.settings.production,
             )
+        return plans
+
+    def plan(self, prepared: Prepared, operation: OperationDefinitionNode, variables: Any) -> Plan:
+        """The plan the budget, the compiled path and the resolvers read for these variables."""
+        plans = self.plans(prepared, operation)
+        count = len(plans.plans)
+        plan = plans.plan(variables)
+        if len(plans.plans) > count:
+            self.cache.charge(prepared.query, PLAN_BYTES + len(plan.roots) * PLAN_BYTES_PER_ROOT)
+        return plan
+
+    def compiled(self, prepared: Prepared, operation: OperationDefinitionNode) -> CompiledOperation:
+        """The operation's compiled form, made once per cached document."""
+        key = (CompiledOperation, operation.name.value if operation.name else None)
+        compiled = prepared.extras.get(key)
+        if compiled is None:
+            compiled = prepared.extras[key] = CompiledOperation(self.plans(prepared, operation))
         assert isinstance(compiled, CompiledOperation)
         return compiled
 
@@ -293,6 +341,7 @@ class Executor:
         """Run the operation; `compile=False` (a request without credentials) compiles nothing."""
         coerced = self.coerce_variables(operation, variables)
         cost = self.check_budget(prepared, operation, coerced, context.list_limit())
+        context.plan = self.plan(prepared, operation, coerced)  # made by the budget's check
         result = await self._run(prepared, operation, variables, context, coerced, compile)
         if self.settings.expose_cost:
             result.extensions = {"cost": self.cost_report(context.session.calls, cost)}
@@ -327,8 +376,9 @@ class Executor:
                 variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
                 self.cache.charge(prepared.query, variant)
             if not isinstance(outcome, str):
-                return Answer(*outcome)
+                return Answer(outcome, "compiled")
             fallback = outcome
+        # On `bailed`, the same context: its loaders hold every answer the compiled run fetched.
         result = execute(
             self.schema,
             prepared.document,

@@ -96,7 +96,7 @@ class Metrics:
         r = self.registry
         self.operations = _Counter(
             "oms_gateway_operations", "GraphQL operations by name, outcome and the engine that "
-            "answered (compiled, exact, graphql-core; none when nothing ran).",
+            "answered (compiled, graphql-core; none when nothing ran).",
             ["operation", "outcome", "engine"], registry=r,
         )  # fmt: skip
         self.operation_seconds = _Histogram(

@@ -145,7 +145,7 @@ class OperationRecord:
     codes: list[str] = field(default_factory=list)
     upstream_calls: int = 0
     cache: str | None = None  # hit | miss when the response cache was consulted
-    engine: str = "none"  # compiled | exact | graphql-core, once an engine answered
+    engine: str = "none"  # compiled | graphql-core, once an engine answered
     fallback: str | None = None  # why graphql-core answered, when compiling was possible
     trace_id: str | None = None  # the operation's span, when tracing is on
     span_id: str | None = None

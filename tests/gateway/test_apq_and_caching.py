@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from gateway.errors import ErrorCode
 from tests.conftest import AUTH
 from tests.queries import ITEM_FIELDS
 
@@ -56,7 +57,7 @@ def test_apq_round_trip(make_gateway, upstream, send):
     gw = make_gateway()
     miss = send(gw, DIGEST)
     assert miss.status_code == 200  # what Apollo clients expect before they register
-    assert code(miss) == "PERSISTED_QUERY_NOT_FOUND"
+    assert code(miss) == ErrorCode.PERSISTED_QUERY_NOT_FOUND
     assert "data" not in miss.json()
     assert upstream.calls() == 0
 
@@ -73,11 +74,11 @@ def test_apq_hash_mismatch(make_gateway, upstream, send):
     gw = make_gateway()
     wrong = send(gw, sha("{ __typename }"), QUERY)
     assert wrong.status_code == 400
-    assert code(wrong) == "PERSISTED_QUERY_HASH_MISMATCH"
+    assert code(wrong) == ErrorCode.PERSISTED_QUERY_HASH_MISMATCH
     assert upstream.calls() == 0
     # nothing was registered under either hash
-    assert code(send(gw, sha("{ __typename }"))) == "PERSISTED_QUERY_NOT_FOUND"
-    assert code(send(gw, DIGEST)) == "PERSISTED_QUERY_NOT_FOUND"
+    assert code(send(gw, sha("{ __typename }"))) == ErrorCode.PERSISTED_QUERY_NOT_FOUND
+    assert code(send(gw, DIGEST)) == ErrorCode.PERSISTED_QUERY_NOT_FOUND
 
 
 def test_apq_registration_is_shared_by_post_and_get(make_gateway):
@@ -91,7 +92,7 @@ def test_a_hash_only_get_from_a_browser_is_an_operation_not_graphiql(make_gatewa
     headers = {**AUTH, "Accept": BROWSER}
     miss = apq_get(gw, DIGEST, headers=headers)
     assert miss.headers["content-type"].startswith("application/json")
-    assert code(miss) == "PERSISTED_QUERY_NOT_FOUND"
+    assert code(miss) == ErrorCode.PERSISTED_QUERY_NOT_FOUND
     apq_post(gw, DIGEST, QUERY)
     hit = apq_get(gw, DIGEST, headers=headers)
     assert hit.status_code == 200
@@ -106,11 +107,11 @@ def test_apq_store_is_bounded_and_least_recently_used(make_gateway):
     for query in (a, b):
         assert "errors" not in apq_post(gw, sha(query), query).json()
     assert "errors" not in apq_post(gw, sha(c), c).json()  # a third evicts the oldest: a
-    assert code(apq_post(gw, sha(a))) == "PERSISTED_QUERY_NOT_FOUND"
+    assert code(apq_post(gw, sha(a))) == ErrorCode.PERSISTED_QUERY_NOT_FOUND
     assert "errors" not in apq_post(gw, sha(b)).json()  # b is now the most recently used
     assert "errors" not in apq_post(gw, sha(d), d).json()  # evicts c, not b
     assert "errors" not in apq_post(gw, sha(b)).json()
-    assert code(apq_post(gw, sha(c))) == "PERSISTED_QUERY_NOT_FOUND"
+    assert code(apq_post(gw, sha(c))) == ErrorCode.PERSISTED_QUERY_NOT_FOUND
 
 
 def test_apq_registration_of_an_invalid_document_still_reports_the_document(make_gateway):
@@ -118,7 +119,7 @@ def test_apq_registration_of_an_invalid_document_still_reports_the_document(make
     bad = "{ orderItem(id: 1) { nope } }"
     response = apq_post(gw, sha(bad), bad)
     assert response.status_code == 400
-    assert code(response) == "GRAPHQL_VALIDATION_FAILED"
+    assert code(response) == ErrorCode.GRAPHQL_VALIDATION_FAILED
 
 
 # --- ETag and Cache-Control ------------------------------------------------------------------

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from graphql import get_introspection_query, parse
 
-from gateway.errors import UpstreamBadResponse
+from gateway.errors import ErrorCode, UpstreamBadResponse
 from gateway.execution.executor import Executor, Failure
 from gateway.execution.limits import DocumentWalk, Limits, OverLimit
 from gateway.fake_upstream.app import FakeOms, create_fake_app
@@ -80,11 +80,11 @@ def same_name_tree(n: int) -> str:
 
 # (document, code): every one of them is under 13 KB and passed the old limits.
 ATTACKS: dict[str, tuple[str, str]] = {
-    "doubling chain, 20 levels over __typename": (doubling(20), "SELECTION_LIMIT"),
-    "doubling chain, 40 levels": (doubling(40), "SELECTION_LIMIT"),
+    "doubling chain, 20 levels over __typename": (doubling(20), ErrorCode.SELECTION_LIMIT),
+    "doubling chain, 40 levels": (doubling(40), ErrorCode.SELECTION_LIMIT),
     "doubling chain in an item": (
         doubling(30, "OrderItem", "id", "{ orderItem(id: 1) { ...F0 } }"),
-        "SELECTION_LIMIT",
+        ErrorCode.SELECTION_LIMIT,
     ),
     "doubling chain in a connection, inline fragments": (
         doubling(
@@ -93,15 +93,15 @@ ATTACKS: dict[str, tuple[str, str]] = {
             "... on OrderItemConnection { totalCount }",
             "{ orderItems(first: 1) { ...F0 } }",
         ),
-        "SELECTION_LIMIT",
+        ErrorCode.SELECTION_LIMIT,
     ),
     "introspection under aliases, through fragments": (
         introspection_aliases(25, 60, 60),
-        "ALIAS_LIMIT",
+        ErrorCode.ALIAS_LIMIT,
     ),
     "two __schema, each with many type aliases": (
         introspection_aliases(2, 40, 1),
-        "ALIAS_LIMIT",
+        ErrorCode.ALIAS_LIMIT,
     ),
     "nested __type introspection": (
         '{ __type(name: "Query") { fields { type { fields { type { fields { type { '
@@ -109,35 +109,44 @@ ATTACKS: dict[str, tuple[str, str]] = {
         + "name"
         + " }" * 9
         + " } } } } } } } }",
-        "INTROSPECTION_LIMIT",
+        ErrorCode.INTROSPECTION_LIMIT,
     ),
     "three __schema": (
         "{ " + " ".join(f"s{i}: __schema {{ queryType {{ name }} }}" for i in range(3)) + " }",
-        "INTROSPECTION_LIMIT",
+        ErrorCode.INTROSPECTION_LIMIT,
     ),
     "__type spread by a fragment three times": (
         '{ ...A ...B ...C } fragment A on Query { a: __type(name: "Query") { name } } '
         'fragment B on Query { b: __type(name: "Query") { name } } '
         'fragment C on Query { c: __type(name: "Query") { name } }',
-        "INTROSPECTION_LIMIT",
+        ErrorCode.INTROSPECTION_LIMIT,
     ),
-    "28 lists x 480 __typename aliases": (typename_aliases(28, 480), "SELECTION_SET_LIMIT"),
-    "2 lists x 40 __typename aliases": (typename_aliases(2, 40), "ALIAS_LIMIT"),
+    "28 lists x 480 __typename aliases": (typename_aliases(28, 480), ErrorCode.SELECTION_SET_LIMIT),
+    "2 lists x 40 __typename aliases": (typename_aliases(2, 40), ErrorCode.ALIAS_LIMIT),
     "40 __typename aliases at the root": (
         "{ " + " ".join(f"t{i}: __typename" for i in range(40)) + " }",
-        "ALIAS_LIMIT",
+        ErrorCode.ALIAS_LIMIT,
     ),
-    "one field 490 times": (repeated(490, "__typename"), "SELECTION_SET_LIMIT"),
-    "one list 280 times": (repeated(280, "orderItems { totalCount }"), "SELECTION_SET_LIMIT"),
-    "one field 60 times (under the selection-set cap)": (repeated(60), "SELECTION_SET_LIMIT"),
+    "one field 490 times": (repeated(490, "__typename"), ErrorCode.SELECTION_SET_LIMIT),
+    "one list 280 times": (
+        repeated(280, "orderItems { totalCount }"),
+        ErrorCode.SELECTION_SET_LIMIT,
+    ),
+    "one field 60 times (under the selection-set cap)": (
+        repeated(60),
+        ErrorCode.SELECTION_SET_LIMIT,
+    ),
     "one list 60 times": (
         repeated(60, "orderItems(first: 5) { totalCount }"),
-        "SELECTION_SET_LIMIT",
+        ErrorCode.SELECTION_SET_LIMIT,
     ),
-    "same-named fields, three at each of five levels": (same_name_tree(3), "SELECTION_SET_LIMIT"),
+    "same-named fields, three at each of five levels": (
+        same_name_tree(3),
+        ErrorCode.SELECTION_SET_LIMIT,
+    ),
     "same-named fields in fragments spread by inline fragments": (
         "{ " + "... on Query { ...R } " * 40 + "} fragment R on Query { orderItem(id: 1) { id } }",
-        "SELECTION_SET_LIMIT",
+        ErrorCode.SELECTION_SET_LIMIT,
     ),
 }
 
@@ -214,7 +223,7 @@ def test_nothing_is_cached_for_a_request_without_credentials(make_gateway, upstr
     gw = make_gateway()
     for i in range(20):
         body = gw.query(typename_aliases(1, 20) + f" # {i}", headers={})
-        assert codes(body) == ["UNAUTHENTICATED"]
+        assert codes(body) == [ErrorCode.UNAUTHENTICATED]
     query = "{ orderItem(id: 1) { id } }"
     digest = hashlib.sha256(query.encode()).hexdigest()
     extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
@@ -252,7 +261,7 @@ def test_a_failing_document_keeps_only_its_errors(make_gateway, upstream):
         assert gw.post(bad).status_code == 400
     once = cache_bytes(gw, "document")
     for _ in range(100):
-        assert codes(gw.post(bad).json()) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert codes(gw.post(bad).json()) == [ErrorCode.GRAPHQL_VALIDATION_FAILED]
     assert cache_bytes(gw, "document") == once < 6000  # the text and the message, no AST
 
 
@@ -317,7 +326,7 @@ def test_names_that_select_nothing_take_no_label_slot(gateway, upstream):
             json={"query": "query Real { __typename }", "operationName": f"Ghost{i}"},
             headers=AUTH,
         ).json()
-        assert codes(body) == ["BAD_REQUEST"]
+        assert codes(body) == [ErrorCode.BAD_REQUEST]
     gateway.data("query Real { __typename }")
     text = gateway.client.get(f"{gateway.url}/metrics").text
     assert "Ghost" not in text
@@ -409,7 +418,7 @@ def test_hostile_upstream_values_fail_their_field(make_gateway, hostile_upstream
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert codes(body) == ["UPSTREAM_BAD_RESPONSE"]
+    assert codes(body) == [ErrorCode.UPSTREAM_BAD_RESPONSE]
     assert body["data"]["good"] == {"id": "1"}
 
 
@@ -431,13 +440,13 @@ async def test_a_count_beyond_int_is_a_bad_response():
 def test_deep_variables_are_bad_user_input(make_gateway, upstream):
     gw = make_gateway(response_cache_ttl=5)
     post = gw.post("query($ids: [ID!]!) { orderItemsByIds(ids: $ids) { id } }", {"ids": deep(300)})
-    assert post.status_code == 400 and codes(post.json()) == ["BAD_USER_INPUT"]
+    assert post.status_code == 400 and codes(post.json()) == [ErrorCode.BAD_USER_INPUT]
     get = gw.client.get(
         f"{gw.url}/graphql",
         params={"query": "{ __typename }", "variables": json.dumps({"v": deep(300)})},
         headers=AUTH,
     )
-    assert get.status_code == 400 and codes(get.json()) == ["BAD_USER_INPUT"]
+    assert get.status_code == 400 and codes(get.json()) == [ErrorCode.BAD_USER_INPUT]
     assert upstream.calls() == 0
 
 
@@ -449,7 +458,7 @@ def test_a_non_ascii_authorization_is_unauthenticated(gateway, upstream):
     )
     assert response.status_code == 200
     body = response.json()
-    assert codes(body) == ["UNAUTHENTICATED"]
+    assert codes(body) == [ErrorCode.UNAUTHENTICATED]
     assert "secret" not in response.text
     assert upstream.calls() == 0
 
@@ -461,7 +470,7 @@ def test_a_page_past_the_end_costs_its_count_call(make_gateway, upstream):
     past = "{ orderItems(first: 10, page: 99) { totalCount nodes { id } } }"
     gw = make_gateway(max_upstream_calls=1)
     body = gw.post(past).json()
-    assert body["errors"][0]["extensions"] == {"code": "COST_LIMIT", "cost": 2, "budget": 1}
+    assert body["errors"][0]["extensions"] == {"code": ErrorCode.COST_LIMIT, "cost": 2, "budget": 1}
     assert upstream.calls() == 0
     roomy = make_gateway(max_upstream_calls=2)
     assert roomy.data(past)["orderItems"] == {"totalCount": 300, "nodes": []}

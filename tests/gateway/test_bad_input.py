@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway.errors import ErrorCode
 from tests.conftest import AUTH
 
 ITEM = "query($id: ID!) { orderItem(id: $id) { id } }"
@@ -59,27 +60,31 @@ def fragment_bomb() -> str:
     )
 
 
-BAD = "BAD_USER_INPUT"
-INVALID = "GRAPHQL_VALIDATION_FAILED"
-PARSE = "GRAPHQL_PARSE_FAILED"
-REQUEST = "BAD_REQUEST"
+BAD = ErrorCode.BAD_USER_INPUT
+INVALID = ErrorCode.GRAPHQL_VALIDATION_FAILED
+PARSE = ErrorCode.GRAPHQL_PARSE_FAILED
+REQUEST = ErrorCode.BAD_REQUEST
 
 CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
     # --- bombs
     # The limits are checked before validation, which never sees a document over them.
-    "depth bomb": (q(nested(40)), 400, ["DEPTH_LIMIT"]),
+    "depth bomb": (q(nested(40)), 400, [ErrorCode.DEPTH_LIMIT]),
     "alias bomb": (
         q("{ " + " ".join(f"a{i}: orderItem(id: 1) {{ id }}" for i in range(60)) + " }"),
         400,
-        ["ALIAS_LIMIT"],
+        [ErrorCode.ALIAS_LIMIT],
     ),
-    "token bomb": (q("{ orderItem(id: 1) { " + "id " * 20000 + "} }"), 400, ["TOKEN_LIMIT"]),
+    "token bomb": (
+        q("{ orderItem(id: 1) { " + "id " * 20000 + "} }"),
+        400,
+        [ErrorCode.TOKEN_LIMIT],
+    ),
     "directive bomb": (
         q("{ orderItem(id: 1) { " + "id @skip(if: false) " * 60 + "} }"),
         400,
-        {"DIRECTIVE_LIMIT"},
+        {ErrorCode.DIRECTIVE_LIMIT},
     ),
-    "fragment bomb": (q(fragment_bomb()), 400, ["SELECTION_LIMIT"]),
+    "fragment bomb": (q(fragment_bomb()), 400, [ErrorCode.SELECTION_LIMIT]),
     "deeply nested list literal": (
         q("{ orderItemsByIds(ids: " + "[" * 900 + "1" + "]" * 900 + ") { id } }"),
         400,
@@ -96,12 +101,12 @@ CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
             {"ids": list(range(1, 21))},
         ),
         400,
-        ["COST_LIMIT"],
+        [ErrorCode.COST_LIMIT],
     ),
     "cost bomb by aliases": (
         q("{ " + " ".join(f"a{i}: orderItem(id: {i + 1}) {{ id }}" for i in range(25)) + " }"),
         400,
-        ["COST_LIMIT"],
+        [ErrorCode.COST_LIMIT],
     ),
     "too many ids": (q(IDS, {"ids": ["1"] * 101}), 200, [BAD]),
     # --- sizes and numbers
@@ -138,6 +143,13 @@ CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
     "huge id": (q(ITEM, {"id": "9" * 60000}), 200, [BAD]),
     "query string in id": (q(ITEM, {"id": "1?limit=1000"}), 200, [BAD]),
     "only bad ids": (q(IDS, {"ids": ["x", "0"]}), 200, [BAD, BAD]),
+    # A defaulted variable sent as null, where its argument is non-null: the field fails alone
+    # (the budget counted nothing for it, where it once raised a 500).
+    "null for a non-null argument": (
+        q('query($i: ID = "1") { orderItem(id: $i) { id } }', {"i": None}),
+        200,
+        [BAD],
+    ),
     "float id literal": (q("{ orderItem(id: 1.5) { id } }"), 400, [INVALID]),
     # --- documents
     "unknown field": (q("{ orderItem(id: 1) { nope } }"), 400, [INVALID]),
@@ -206,7 +218,7 @@ CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
     "JSON array (batching off)": (
         Req(json=[{"query": "{ __typename }"}, {"query": "{ __typename }"}]),
         400,
-        ["BATCHING_NOT_SUPPORTED"],
+        [ErrorCode.BATCHING_NOT_SUPPORTED],
     ),
     "no query": (Req(json={"variables": {}}), 400, [REQUEST]),
     "query a number": (Req(json={"query": 5}), 400, [REQUEST]),
@@ -221,18 +233,18 @@ CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
     "persisted query version 2": (
         q("{ __typename }", extensions={"persistedQuery": {"version": 2, "sha256Hash": HASH}}),
         400,
-        ["PERSISTED_QUERY_NOT_SUPPORTED"],
+        [ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED],
     ),
     "body over 64 KiB": (
         raw(json.dumps({"query": "{ __typename }" + " " * 70000}).encode()),
         413,
-        ["PAYLOAD_TOO_LARGE"],
+        [ErrorCode.PAYLOAD_TOO_LARGE],
     ),
     # --- content types (the CSRF defence: no form can send JSON)
     "text/plain": (
         raw(b'{"query": "{ __typename }"}', "text/plain"),
         415,
-        ["UNSUPPORTED_MEDIA_TYPE"],
+        [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
     ),
     "form urlencoded": (
         Req(
@@ -240,22 +252,22 @@ CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         ),
         415,
-        ["UNSUPPORTED_MEDIA_TYPE"],
+        [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
     ),
     "multipart": (
         raw(b"--x\r\n\r\n{}\r\n--x--", "multipart/form-data; boundary=x"),
         415,
-        ["UNSUPPORTED_MEDIA_TYPE"],
+        [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
     ),
     "application/graphql": (
         raw(b"{ __typename }", "application/graphql"),
         415,
-        ["UNSUPPORTED_MEDIA_TYPE"],
+        [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
     ),
     "no content type": (
         Req(content=b'{"query": "{ __typename }"}'),
         415,
-        ["UNSUPPORTED_MEDIA_TYPE"],
+        [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
     ),
     # --- GET
     "GET without query": (get(), 400, [REQUEST]),
@@ -265,7 +277,7 @@ CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
     "GET with a mutation": (
         get(query="mutation { orderItem(id: 1) { id } }"),
         405,
-        ["METHOD_NOT_ALLOWED"],
+        [ErrorCode.METHOD_NOT_ALLOWED],
     ),
     "GET with a named mutation among queries": (
         get(
@@ -273,12 +285,12 @@ CASES: dict[str, tuple[Req, int, list[str] | set[str]]] = {
             operationName="M",
         ),
         405,
-        ["METHOD_NOT_ALLOWED"],
+        [ErrorCode.METHOD_NOT_ALLOWED],
     ),
     "GET with a subscription": (
         get(query="subscription { orderItem(id: 1) { id } }"),
         405,
-        ["METHOD_NOT_ALLOWED"],
+        [ErrorCode.METHOD_NOT_ALLOWED],
     ),
 }
 
@@ -325,7 +337,7 @@ def test_the_table_is_large():
 
 def test_id_zero_never_reaches_upstream(gateway, upstream):
     body = gateway.post("{ orderItem(id: 0) { id } }").json()
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
     assert upstream.calls() == 0
 
 
@@ -341,7 +353,7 @@ def test_oversized_body_without_content_length_is_413(gateway, upstream):
     )
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
-    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.PAYLOAD_TOO_LARGE
     assert upstream.calls() == 0
 
 

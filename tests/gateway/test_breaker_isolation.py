@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import Faults
 from gateway.upstream.resilience import BreakerState, CircuitBreaker, Verdicts
 
@@ -37,7 +38,7 @@ def test_a_poisoned_filter_sent_again_and_again_leaves_others_served(make_gatewa
     for _ in range(12):
         body = gateway.query(poisoned_operation(10))
         assert body["data"] == {f"a{i}": None for i in range(10)}  # nullable roots: each slot fails
-        assert {e["extensions"]["code"] for e in body["errors"]} == {"UPSTREAM_ERROR"}
+        assert {e["extensions"]["code"] for e in body["errors"]} == {ErrorCode.UPSTREAM_ERROR}
         assert gateway.data(LEGIT) == {"orderItem": {"id": "1"}}  # another client, served
     # 12 operations × 10 aliases reached the OMS and failed; the breaker heard one failure.
     assert upstream.calls("list-simple") + upstream.calls("list") == 120
@@ -55,7 +56,7 @@ def test_an_operation_counts_once_however_many_of_its_calls_fail(make_gateway, u
     gateway.query(f"{{ orderItemsByIds(ids: {ids}) {{ id }} }}")  # the fourth failing client
     assert breaker_state(gateway) == "open"
     response = gateway.query(LEGIT)
-    assert response["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert response["errors"][0]["extensions"]["code"] == ErrorCode.UPSTREAM_UNAVAILABLE
 
 
 def test_an_upstream_that_fails_every_filter_still_opens_the_breaker(make_gateway, upstream):

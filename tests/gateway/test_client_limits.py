@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from gateway.errors import ErrorCode
 from tests.conftest import AUTH, Gateway
 from tests.queries import ITEM_FIELDS
 
@@ -102,7 +103,7 @@ def test_headers_sent_a_line_at_a_time_are_cut_at_the_header_timeout(make_gatewa
                 status, headers, body = answer(sock)
                 assert (status, code_of(body), headers["connection"]) == (
                     408,
-                    "REQUEST_TIMEOUT",
+                    ErrorCode.REQUEST_TIMEOUT,
                     "close",
                 )
                 pending.discard(sock)
@@ -132,7 +133,7 @@ def test_a_body_that_stops_is_cut_at_the_body_timeout(make_gateway, upstream, ca
         assert served(legit(gateway))
         for sock in socks:
             status, _, body = answer(sock)
-            assert (status, code_of(body)) == (408, "REQUEST_TIMEOUT")
+            assert (status, code_of(body)) == (408, ErrorCode.REQUEST_TIMEOUT)
         assert 0.4 < time.monotonic() - started < PATIENCE
     # The app saw a disconnect, not an error: nothing is logged as unhandled.
     assert not [r for r in caplog.records if "unhandled" in r.getMessage()]
@@ -203,7 +204,11 @@ def test_connections_still_sending_are_capped_per_client_address(make_gateway):
     with sockets(gateway, 4) as held, sockets(gateway, 2) as refused:
         for sock in refused:  # the fifth and sixth from one address: refused at once
             status, headers, body = answer(sock)
-            assert (status, code_of(body), headers["retry-after"]) == (503, "OVERLOADED", "1")
+            assert (status, code_of(body), headers["retry-after"]) == (
+                503,
+                ErrorCode.OVERLOADED,
+                "1",
+            )
         assert served(legit(gateway, source="127.0.0.2"))  # another address is served
         for sock in held:
             sock.sendall(post_head(2) + b"{}")  # the held ones complete and are answered
@@ -215,7 +220,7 @@ def test_connections_still_sending_are_capped_per_server(make_gateway):
     gateway = make_gateway(max_receiving_per_client=3, max_receiving_connections=5)
     with sockets(gateway, 3, "127.0.0.3") as _a, sockets(gateway, 2, "127.0.0.4") as _b:
         with sockets(gateway, 1, "127.0.0.5") as (late,):
-            assert code_of(answer(late)[2]) == "OVERLOADED"
+            assert code_of(answer(late)[2]) == ErrorCode.OVERLOADED
     assert served(legit(gateway, source="127.0.0.5"))  # once they are gone, room again
 
 
@@ -232,7 +237,7 @@ def test_a_huge_authorization_is_cut_before_it_is_buffered(make_gateway, upstrea
                 sock.sendall(b"a" * 65536)
                 sent += 65536
         status, _, body = answer(sock)
-        assert (status, code_of(body)) == (431, "HEADERS_TOO_LARGE")
+        assert (status, code_of(body)) == (431, ErrorCode.HEADERS_TOO_LARGE)
         assert sent < 8 * 2**20
     assert upstream.calls() == 0
 
@@ -243,7 +248,7 @@ def test_an_authorization_over_its_limit_is_431_and_never_forwarded(make_gateway
     token = "Token " + "a" * (size - 6)
     response = gateway.post(DETAIL, headers={"Authorization": token})
     assert response.status_code == 431
-    assert response.json()["errors"][0]["extensions"] == {"code": "HEADERS_TOO_LARGE"}
+    assert response.json()["errors"][0]["extensions"] == {"code": ErrorCode.HEADERS_TOO_LARGE}
     assert token not in response.text
     assert upstream.calls() == 0
     assert served(legit(gateway))
@@ -254,5 +259,5 @@ def test_many_headers_together_over_the_limit_are_431(make_gateway, upstream):
     headers = {**AUTH, **{f"X-Filler-{i}": "f" * 100 for i in range(100)}}
     response = gateway.post(DETAIL, headers=headers)
     assert response.status_code == 431
-    assert response.json()["errors"][0]["extensions"]["code"] == "HEADERS_TOO_LARGE"
+    assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.HEADERS_TOO_LARGE
     assert upstream.calls() == 0

@@ -2,205 +2,31 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import re
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
 import pytest
-from graphql import GraphQLSchema
-from starlette.responses import Response
+import strawberry
+from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, is_object_type
 
-from gateway.execution.compiled import CompiledOperation
-from gateway.execution.executor import Executor, RequestError
-from gateway.execution.graphql_errors import client_error
+from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen
+from gateway.execution.executor import Executor
 from gateway.fake_upstream.app import FakeOms, create_fake_app
-from gateway.fake_upstream.data import make_items
-from gateway.settings import Settings
-from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
-from resolvers.context import Context
-from resolvers.loaders import Loaders
-from schema import make_schema
-from tests.conftest import AUTH, serve
+from gateway.upstream.client import OmsClient
+from schema import READERS, Read, install_readers, read_of
+from schema.types import OBJECTS
+from tests.conftest import serve
 from tests.queries import ITEM_FIELDS
-
-# No retries and a breaker that never opens: both paths must see the same upstream answers.
-QUIET = {"upstream_retries": 0, "breaker_min_calls": 10**9}
-
-
-# --- Shared with the differential test: servers and both execution paths in-process. ---
-
-
-class FaultSwitch:
-    """The fake OMS behind a switch that fails chosen detail ids, or whole endpoints.
-
-    Deterministic where `Faults(rate=...)` is not: which concurrent call a rate picks depends
-    on the order the calls arrive in.
-    """
-
-    _DETAIL = re.compile(r"/api/v1/oms/order_items/(\d+)/")
-    _LIST = "/api/v1/oms/order_items/"
-    _SIMPLE = "/api/v1/oms/order_items/list-simple/"
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.details: dict[int, str] = {}  # id -> fault kind
-        self.lists: dict[str, str] = {}  # "list" | "list-simple" -> fault kind
-
-    def clear(self) -> None:
-        self.details, self.lists = {}, {}
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        kind = self._fault(scope) if scope["type"] == "http" else None
-        if kind is None:
-            await self.app(scope, receive, send)
-            return
-        await _faulty_response(kind)(scope, receive, send)
-
-    def _fault(self, scope: Any) -> str | None:
-        path = scope["path"]
-        if path == self._LIST:
-            return self.lists.get("list")
-        if path == self._SIMPLE:
-            return self.lists.get("list-simple")
-        match = self._DETAIL.fullmatch(path)
-        return self.details.get(int(match[1])) if match else None
-
-
-def _faulty_response(kind: str) -> Response:
-    json = "application/json"
-    if kind.isdigit():
-        return Response(b'{"detail": "Injected failure."}', int(kind), media_type=json)
-    bodies = {
-        "malformed": b"{'detail': not json",
-        "truncated": b'{"id": 1, "state": {"id"',
-        "misshaped": b'{"count": "many", "results": {"id": 1}}',
-        "html": b"<html><body>Bad Gateway</body></html>",
-    }
-    return Response(bodies[kind], media_type="text/html" if kind == "html" else json)
-
-
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def edit(item: dict[str, Any]) -> None:
-        *parents, key = path.split(".")
-        for parent in parents:
-            item = item[parent]
-        item[key] = value
-
-    return edit
-
-
-# Contract breaches, one per item id from 2 (listed first: the cases the unit tests name) and
-# then round-robin over the later ids, so any page of a list meets most of them.
-BREACHES: list[Callable[[dict[str, Any]], None]] = [
-    _set("price", 599.99),  # 2: a float amount: a nullable Decimal's error
-    _set("product.productimage_set", [{"id": None, "order": 1}]),  # 3: a required id
-    _set("created_date", "07/07/2021"),  # 4: not ISO 8601
-    _set("state.modified_date", "yesterday"),
-    _set("product.productimage_set", ["not-an-object"]),  # 6: an unexpected error
-    _set("omnitron_id", 2**40),  # not a 32-bit Int
-    _set("omnitron_id", "12"),  # 8: coerced to 12
-    _set("price_currency", 5),  # 9: coerced to "5"
-    _set("price_list.is_auto_sync", "yes"),  # not a Boolean
-    _set("price_list", "not-an-object"),
-    _set("state.id", 1.5),  # an ID that is no integer
-    _set("product.attributes_kwargs", ["a", "list"]),  # attributeValues fails
-    _set("product.productimage_set", 5),  # not iterable
-    _set("state.translations", "tr"),  # 15: the default name instead
-    _set("product.id", None),  # a required id
-    _set("extra_field", []),
-    _set("product.productimage_set", None),  # a required list
-    _set("state.content_type", True),  # 19: coerced to 1
-    _set("product.sku", 12),
-    _set("state.enum_value", 4.5),
-    _set("stock_list.pk", None),
-    _set("retail_price", "1,000.00"),
-    _set("product.remote_modified_date", 5),
-    _set("tax_rate", 8),
-    _set("price_list.modified_date", ""),
-    _set("parent_omnitron_id", 3.0),
-    _set("product.name", True),
-]
-
-
-def mangled_items() -> list[dict[str, Any]]:
-    """The fake's items with contract breaches: item 1 is clean, the next ones have one breach
-    each (in the order of BREACHES), and all later ones three breaches each."""
-    items = copy.deepcopy(make_items())
-    count = len(BREACHES)
-    for item in items[1:]:
-        index = item["id"] - 2
-        for step in (0, 10, 19) if index >= count else (0,):
-            BREACHES[(index + step) % count](item)
-    return items
-
-
-@dataclass
-class Outcome:
-    """What a client would get, in comparable form."""
-
-    data: bytes  # `data` exactly as serialized, so key order counts
-    errors: list[bytes]  # each client error as canonical JSON, in the executor's order
-    calls: dict[str, int] = field(default_factory=dict)
-    engine: str = "none"  # the engine that answered, as the executor reports it
-    fallback: str | None = None  # why graphql-core answered, if it did
-
-    @property
-    def compiled(self) -> bool:
-        """The compiled path answered (rather than graphql-core), fast or exact."""
-        return self.engine in ("compiled", "exact")
-
-    @property
-    def sorted_errors(self) -> list[bytes]:
-        return sorted(self.errors)
-
-
-def make_executors(**settings: Any) -> tuple[Executor, Executor]:
-    schema: GraphQLSchema = make_schema()._schema
-    options = {**QUIET, **settings}
-    return (
-        Executor(schema, Settings(compile_operations=False, **options)),
-        Executor(schema, Settings(compile_operations=True, **options)),
-    )
-
-
-async def run(
-    executor: Executor,
-    client: OmsClient,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    operation_name: str | None = None,
-) -> Outcome:
-    """One operation through `Executor.execute`, as the endpoint runs it."""
-    settings = executor.settings
-    session = UpstreamSession(
-        client,
-        AUTH["Authorization"],
-        deadline=time.monotonic() + settings.operation_timeout,
-        request_id="req",
-    )
-    context = Context(settings, session, Loaders(session, detail_concurrency=3), "req")
-    try:
-        prepared = executor.prepare(query)
-        operation = prepared.operation(operation_name)
-        result = await executor.execute(prepared, operation, variables, context)
-    except RequestError as error:
-        return Outcome(b"rejected", [_canonical(client_error(e, "req")) for e in error.errors])
-    return Outcome(
-        orjson.dumps(result.data),
-        [_canonical(client_error(e, "req")) for e in result.errors or ()],
-        dict(session.calls),
-        result.engine,
-        result.fallback,
-    )
-
-
-def _canonical(error: dict[str, Any]) -> bytes:
-    return orjson.dumps(error, option=orjson.OPT_SORT_KEYS)
+from tests.support import (
+    BREACHES,
+    FaultSwitch,
+    Outcome,
+    make_executors,
+    mangled_items,
+    oms_client,
+    run,
+)
 
 
 @pytest.fixture(scope="module")
@@ -214,13 +40,6 @@ def switch() -> Iterator[tuple[FaultSwitch, str]]:
     faults = FaultSwitch(create_fake_app(FakeOms()))
     with serve(faults) as url:
         yield faults, url
-
-
-@contextlib.asynccontextmanager
-async def oms_client(url: str) -> AsyncIterator[OmsClient]:
-    settings = Settings(upstream_url=url, **QUIET)
-    async with open_http_client(settings) as http:
-        yield OmsClient(http, settings)
 
 
 @pytest.fixture(scope="module")
@@ -329,8 +148,8 @@ async def test_compiled_matches_graphql_core(executors, clean, query, variables)
 )
 async def test_bad_arguments_fail_alike(executors, clean, query):
     outcome = await both(executors, clean, query)
-    # A bad id fails its own slot: an exception in a list, for the exact path to complete.
-    assert outcome.engine == ("exact" if "orderItemsByIds" in query else "compiled")
+    # A bad id fails its own slot: an exception in a list, for graphql-core to complete.
+    assert outcome.bailed if "orderItemsByIds" in query else outcome.compiled
     assert outcome.errors
 
 
@@ -353,7 +172,7 @@ async def test_errors_in_list_slots(executors, faulty, switch):
         )
     finally:
         switch[0].clear()
-    assert outcome.engine == "exact"  # an exception in a slot is the exact path's to complete
+    assert outcome.bailed  # an exception in a slot is graphql-core's to complete
     slots = orjson.loads(outcome.data)["orderItemsByIds"]
     assert [slot is None for slot in slots] == [False, True, False, True, True, True]
     paths = [orjson.loads(e)["path"] for e in outcome.errors]
@@ -389,7 +208,7 @@ async def test_contract_breaches_fail_alike(executors, mangled, item_id):
         'product { attributeValues { key value } } state { tr: name(locale: "tr") } } }'
     )
     outcome = await both(executors, mangled, query)
-    assert outcome.engine == ("compiled" if item_id in CLEAN_FOR_PROJECTORS else "exact")
+    assert outcome.compiled if item_id in CLEAN_FOR_PROJECTORS else outcome.bailed
     if item_id > 1:
         coerced_only = {8, 9, 15, 19, 20, 21, 25, 27, 28}  # breaches that scalars coerce away
         assert bool(outcome.errors) != (item_id in coerced_only)
@@ -398,7 +217,7 @@ async def test_contract_breaches_fail_alike(executors, mangled, item_id):
 async def test_null_propagates_to_the_nearest_nullable_parent(executors, mangled):
     query = "{ orderItemsByIds(ids: [1, 3]) { id product { images { key: id } } } }"
     outcome = await both(executors, mangled, query)
-    assert outcome.engine == "exact"
+    assert outcome.bailed
     assert orjson.loads(outcome.data)["orderItemsByIds"][1] is None
     [error] = [orjson.loads(e) for e in outcome.errors]
     assert error["path"] == ["orderItemsByIds", 1, "product", "images", 0, "key"]
@@ -409,7 +228,7 @@ async def test_null_propagates_to_the_nearest_nullable_parent(executors, mangled
 async def test_null_in_a_page_nulls_the_list(executors, mangled):
     query = "{ orderItems(first: 5) { nodes { id price product { images { id } } } } }"
     outcome = await both(executors, mangled, query)
-    assert outcome.engine == "exact"
+    assert outcome.bailed
     assert outcome.data == b'{"orderItems":null}'
     assert [orjson.loads(e)["path"] for e in outcome.errors] == [
         ["orderItems", "nodes", 1, "price"],
@@ -419,7 +238,7 @@ async def test_null_in_a_page_nulls_the_list(executors, mangled):
 
 async def test_unexpected_errors_are_masked_alike(executors, mangled):
     outcome = await both(executors, mangled, "{ orderItem(id: 6) { product { images { url } } } }")
-    assert outcome.engine == "exact"
+    assert outcome.bailed
     [error] = [orjson.loads(e) for e in outcome.errors]
     assert error["extensions"]["code"] == "INTERNAL_ERROR"
 
@@ -509,3 +328,133 @@ def test_both_paths_answer_alike_over_http(make_gateway, upstream):
         assert f"oms_gateway_operations_total{{{labels}}} 1.0" in metrics
     assert bodies[0] == bodies[1]
     assert calls[0] == calls[1]
+
+
+# --- A bail reruns the operation in graphql-core from the same loaders: no new upstream call. ---
+
+
+@pytest.fixture(scope="module")
+def capped_mangled() -> Iterator[tuple[FakeOms, str]]:
+    """A fake OMS serving broken items in pages of at most 7 (DRF's max_page_size)."""
+    fake = FakeOms(items=mangled_items(), max_limit=7)
+    with serve(create_fake_app(fake)) as url:
+        yield fake, url
+
+
+async def test_a_rerun_after_a_replan_makes_no_call_and_passes_the_budget(capped_mangled):
+    # 1 call learns the cap (20 asked, 7 served), 3 fetch the window in pages of 7; item 2's
+    # float price bails. The rerun replans the same 3 pages: were they counted as new calls,
+    # 4 made + 3 would exceed the budget of 5 and refuse the field.
+    fake, url = capped_mangled
+    query = "{ orderItems(first: 20) { nodes { id price product { sku } } } }"
+    standard, compiled = make_executors(max_upstream_calls=5)
+    async with oms_client(url) as client:
+        fake.reset()
+        expected = await run(standard, client, query)
+        fake.reset()
+        outcome = await run(compiled, client, query)
+    assert outcome.bailed
+    assert fake.stats()["total"] == 4 == sum(outcome.calls.values())
+    assert (outcome.data, outcome.errors, outcome.calls) == (
+        expected.data, expected.errors, expected.calls
+    )  # fmt: skip
+    [error] = [orjson.loads(e) for e in outcome.errors]
+    assert error["path"] == ["orderItems", "nodes", 1, "price"]  # the bail's cause, not the budget
+
+
+async def test_a_rerun_refuses_a_replan_the_first_run_refused(capped_mangled):
+    # The list learns the cap (15 pages of 7 for 100 items) and the budget refuses it; item 2
+    # bails. The rerun plans with the cap its operation started with, so it learns and is
+    # refused again instead of fetching 15 pages.
+    fake, url = capped_mangled
+    query = "{ n: orderItem(id: 2) { price } orderItems(first: 100) { nodes { id } } }"
+    standard, compiled = make_executors(max_upstream_calls=10)
+    async with oms_client(url) as client:
+        fake.reset()
+        expected = await run(standard, client, query)
+        fake.reset()
+        outcome = await run(compiled, client, query)
+    assert outcome.bailed
+    assert fake.stats()["total"] == 2 == sum(outcome.calls.values())
+    assert outcome.data == expected.data == b'{"n":{"price":null},"orderItems":null}'
+    codes = {tuple(e["path"]): e["extensions"]["code"] for e in map(orjson.loads, outcome.errors)}
+    assert codes == {("n", "price"): "UPSTREAM_BAD_RESPONSE", ("orderItems",): "COST_LIMIT"}
+
+
+# --- How a field is read: decided once (`schema.read_of`), run by graphql-core, inlined here. ---
+
+
+class _Object:
+    price = "1.00"
+    # A name that only `getattr` can read: the generator must not write `s.class`.
+    locals()["class"] = "c"
+
+
+@pytest.mark.parametrize(
+    ("read", "source", "name"),
+    [
+        (Read.KEY, {"price": "1.00"}, "price"),
+        (Read.KEY, {}, "price"),  # a missing key reads as null
+        (Read.KEY, {"class": 1}, "class"),
+        (Read.ATTRIBUTE, _Object(), "price"),
+        (Read.ATTRIBUTE, _Object(), "class"),
+    ],
+)
+def test_the_generated_read_is_the_reader_graphql_core_runs(read, source, name):
+    plan = FieldPlan("k", "f", "T", [], None, read=read, python_name=name)  # type: ignore[arg-type]
+    expression = _Codegen().read(plan, by_attribute=read is Read.ATTRIBUTE)
+    scope = {"s": source, "g": source.get if type(source) is dict else None}
+    assert eval(expression, scope) == READERS[read](source, name)
+
+
+def _every_field(schema: GraphQLSchema, type_: GraphQLObjectType) -> str:
+    """A selection of every field of `type_`, recursively (the schema has no cycles below)."""
+    parts = []
+    for name, definition in type_.fields.items():
+        target = get_named_type(definition.type)
+        parts.append(f"{name} {_every_field(schema, target)}" if is_object_type(target) else name)
+    return "{ " + " ".join(parts) + " }"
+
+
+async def test_every_field_is_read_alike_by_both_engines(executors, clean):
+    # Were a field read one way by graphql-core and another by the generated code, the compiled
+    # path would bail (graphql-core answering) or answer differently.
+    schema = executors[1].schema
+    query_type = schema.query_type
+    assert query_type is not None
+    selections = {
+        root: _every_field(schema, get_named_type(query_type.fields[root].type))
+        for root in ("orderItem", "orderItems")
+    }
+    query = (
+        f"{{ orderItem(id: 1) {selections['orderItem']} "
+        f"orderItems(first: 3) {selections['orderItems']} }}"
+    )
+    outcome = await both(executors, clean, query)
+    assert outcome.engine == "compiled" and not outcome.errors
+    reads = {read_of(d.extensions["strawberry-definition"]) for t in schema.type_map.values()
+             if isinstance(t, GraphQLObjectType) and not t.name.startswith("__")
+             for d in t.fields.values()}  # fmt: skip
+    assert reads == set(Read)  # every way to read is in the query
+
+
+@strawberry.type
+class _Inner:
+    x: int
+
+
+@strawberry.type
+class _Outer:
+    a: _Inner = strawberry.field(metadata={OBJECTS: True})
+    b: _Inner
+
+
+@strawberry.type
+class _Root:
+    outer: _Outer
+
+
+def test_a_type_is_read_one_way():
+    # Its values are Python objects where one field gives them and dicts where another does.
+    with pytest.raises(ValueError, match="declare OBJECTS on every field giving Inner,"):
+        install_readers(strawberry.Schema(query=_Root)._schema)

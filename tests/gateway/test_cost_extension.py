@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from graphql import build_schema
 
+from gateway.errors import ErrorCode
 from tests.support import SDL
 
 
@@ -16,7 +17,7 @@ def test_cost_is_reported_on_every_response_when_asked(make_gateway, upstream):
     )
     assert free["extensions"]["cost"]["upstreamCalls"] == 1  # item 2 came with the full list
     refused = gw.post("{ orderItems(first: 500) { nodes { id } } }").json()
-    assert refused["errors"][0]["extensions"]["code"] == "COST_LIMIT"
+    assert refused["errors"][0]["extensions"]["code"] == ErrorCode.COST_LIMIT
     assert refused["extensions"] == {"cost": {"upstreamCalls": 0, "estimated": 5, "budget": 4}}
     invalid = gw.post("{ nope }").json()
     assert invalid["extensions"]["cost"] == {"upstreamCalls": 0, "estimated": 0, "budget": 4}

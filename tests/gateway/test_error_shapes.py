@@ -47,7 +47,7 @@ def test_an_unhandled_failure_is_a_500_with_the_one_internal_message(caplog):
         "errors": [
             {
                 "message": INTERNAL_MESSAGE,
-                "extensions": {"code": "INTERNAL_ERROR", "requestId": "r-1"},
+                "extensions": {"code": ErrorCode.INTERNAL_ERROR, "requestId": "r-1"},
             }
         ]
     }

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, Faults, create_fake_app
 from gateway.fake_upstream.data import DOC_ITEM
 from tests.conftest import free_port, serve
@@ -26,7 +27,7 @@ def only_error(body):
 def test_no_credentials_fails_without_calling_upstream(gateway, upstream):
     body = gateway.query("{ orderItems { totalCount } orderItem(id: 2) { id } }", headers={})
     codes = [e["extensions"]["code"] for e in body["errors"]]
-    assert codes == ["UNAUTHENTICATED", "UNAUTHENTICATED"]
+    assert codes == [ErrorCode.UNAUTHENTICATED, ErrorCode.UNAUTHENTICATED]
     assert "Authorization" in body["errors"][0]["message"]
     assert upstream.calls() == 0
 
@@ -39,28 +40,28 @@ def test_service_token_is_used_when_the_client_sends_none(make_gateway, upstream
 def test_client_header_wins_over_the_service_token(make_gateway, upstream):
     gw = make_gateway(token=DEMO_TOKEN)
     error = only_error(gw.query(DETAIL, headers={"Authorization": "Token wrong-secret-123"}))
-    assert error["extensions"] == {"code": "UNAUTHENTICATED", "upstreamStatus": 401}
+    assert error["extensions"] == {"code": ErrorCode.UNAUTHENTICATED, "upstreamStatus": 401}
     assert upstream.calls("detail") == 1
 
 
 def test_rejected_token_never_appears_in_the_answer(gateway):
     response = gateway.post(DETAIL, headers={"Authorization": "Token sekrit-abc-987"})
     assert "sekrit-abc-987" not in response.text
-    assert only_error(response.json())["extensions"]["code"] == "UNAUTHENTICATED"
+    assert only_error(response.json())["extensions"]["code"] == ErrorCode.UNAUTHENTICATED
 
 
 @pytest.mark.parametrize(
     ("faults", "code"),
     [
-        (Faults(kind="status", status=403), "FORBIDDEN"),
-        (Faults(kind="status", status=500), "UPSTREAM_ERROR"),
-        (Faults(kind="status", status=502), "UPSTREAM_ERROR"),
-        (Faults(kind="status", status=503, retry_after="0"), "UPSTREAM_ERROR"),
-        (Faults(kind="status", status=400), "UPSTREAM_ERROR"),
-        (Faults(kind="malformed"), "UPSTREAM_BAD_RESPONSE"),
-        (Faults(kind="truncated"), "UPSTREAM_BAD_RESPONSE"),
-        (Faults(kind="misshaped"), "UPSTREAM_BAD_RESPONSE"),
-        (Faults(kind="content_type"), "UPSTREAM_BAD_RESPONSE"),
+        (Faults(kind="status", status=403), ErrorCode.FORBIDDEN),
+        (Faults(kind="status", status=500), ErrorCode.UPSTREAM_ERROR),
+        (Faults(kind="status", status=502), ErrorCode.UPSTREAM_ERROR),
+        (Faults(kind="status", status=503, retry_after="0"), ErrorCode.UPSTREAM_ERROR),
+        (Faults(kind="status", status=400), ErrorCode.UPSTREAM_ERROR),
+        (Faults(kind="malformed"), ErrorCode.UPSTREAM_BAD_RESPONSE),
+        (Faults(kind="truncated"), ErrorCode.UPSTREAM_BAD_RESPONSE),
+        (Faults(kind="misshaped"), ErrorCode.UPSTREAM_BAD_RESPONSE),
+        (Faults(kind="content_type"), ErrorCode.UPSTREAM_BAD_RESPONSE),
     ],
 )
 @pytest.mark.parametrize("query", [LIST, DETAIL])
@@ -80,13 +81,13 @@ def test_timeout_maps_to_upstream_timeout(make_gateway, upstream):
     gw = make_gateway(upstream_read_timeout=0.2)
     upstream.fake.faults = Faults(kind="hang", hang=1.0)
     error = only_error(gw.query(DETAIL))
-    assert error["extensions"]["code"] == "UPSTREAM_TIMEOUT"
+    assert error["extensions"]["code"] == ErrorCode.UPSTREAM_TIMEOUT
 
 
 def test_refused_connection_maps_to_upstream_unavailable(make_gateway):
     gw = make_gateway(upstream_url=f"http://127.0.0.1:{free_port()}")
     error = only_error(gw.query(LIST))
-    assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert error["extensions"]["code"] == ErrorCode.UPSTREAM_UNAVAILABLE
     assert "127.0.0.1" not in error["message"]
 
 
@@ -114,7 +115,7 @@ def test_one_failing_id_fails_only_its_slot(make_gateway, upstream):
     slots = body["data"]["orderItemsByIds"]
     failed = {e["path"][1] for e in body["errors"]}
     assert failed and len(failed) < 8
-    assert all(e["extensions"]["code"] == "UPSTREAM_ERROR" for e in body["errors"])
+    assert all(e["extensions"]["code"] == ErrorCode.UPSTREAM_ERROR for e in body["errors"])
     for index, slot in enumerate(slots):
         assert (slot is None) == (index in failed)
         assert slot is None or slot["id"] == str(index + 1)
@@ -133,7 +134,7 @@ def test_float_money_is_refused_not_rounded(make_gateway):
     assert body["data"] == {"orderItem": {"netAmount": "599.99", "price": None}}
     [error] = body["errors"]
     assert error["path"] == ["orderItem", "price"]
-    assert error["extensions"]["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert error["extensions"]["code"] == ErrorCode.UPSTREAM_BAD_RESPONSE
 
 
 def test_missing_required_value_is_a_bad_response(make_gateway):
@@ -143,7 +144,7 @@ def test_missing_required_value_is_a_bad_response(make_gateway):
             "{ orderItem(id: 1) { product { images { id } } } }"
         )
     assert body["data"] == {"orderItem": None}
-    assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.UPSTREAM_BAD_RESPONSE
 
 
 def test_unexpected_exceptions_are_masked(make_gateway):
@@ -154,7 +155,7 @@ def test_unexpected_exceptions_are_masked(make_gateway):
         )
     body = response.json()
     [error] = body["errors"]
-    assert error["extensions"]["code"] == "INTERNAL_ERROR"
+    assert error["extensions"]["code"] == ErrorCode.INTERNAL_ERROR
     assert len(error["extensions"]["requestId"]) >= 16
     assert "str" not in error["message"] and "attribute" not in error["message"]
     assert response.status_code == 200

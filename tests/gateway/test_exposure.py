@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import DEMO_TOKEN
 from gateway.settings import Settings
 from tests.conftest import AUTH, free_port
@@ -46,7 +47,7 @@ def test_an_empty_authorization_is_a_bad_credential_not_a_cue_for_the_token(make
     body = gateway.query(DETAIL, headers={"Authorization": ""})
     assert body["data"] == {"orderItem": None}
     [error] = body["errors"]
-    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert error["extensions"]["code"] == ErrorCode.UNAUTHENTICATED
     assert "empty" in error["message"]
     assert upstream.calls() == 0
     # No header at all still means the service token.

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import FakeOms, Faults, create_fake_app
 from tests.conftest import AUTH, free_port, serve
 from tests.support import FakeClock
@@ -54,29 +55,47 @@ BACKOFF = None
 
 # (faults, gateway settings, code, upstream status, the waits between its attempts)
 CASES = {
-    "500": (Faults(kind="status", status=500), {}, "UPSTREAM_ERROR", 500, []),
-    "502": (Faults(kind="status", status=502), {}, "UPSTREAM_ERROR", 502, [BACKOFF, BACKOFF]),
+    "500": (Faults(kind="status", status=500), {}, ErrorCode.UPSTREAM_ERROR, 500, []),
+    "502": (
+        Faults(kind="status", status=502),
+        {},
+        ErrorCode.UPSTREAM_ERROR,
+        502,
+        [BACKOFF, BACKOFF],
+    ),
     "503 Retry-After 1": (
         Faults(kind="status", status=503, retry_after="1"),
         {},
-        "UPSTREAM_ERROR",
+        ErrorCode.UPSTREAM_ERROR,
         503,
         [1.0, 1.0],  # each retry after the one second the upstream asked for
     ),
-    "429": (Faults(kind="status", status=429, retry_after="0"), {}, "UPSTREAM_ERROR", 429, [0, 0]),
-    "403": (Faults(kind="status", status=403), {}, "FORBIDDEN", 403, []),
+    "429": (
+        Faults(kind="status", status=429, retry_after="0"),
+        {},
+        ErrorCode.UPSTREAM_ERROR,
+        429,
+        [0, 0],
+    ),
+    "403": (Faults(kind="status", status=403), {}, ErrorCode.FORBIDDEN, 403, []),
     # The read timeout (0.3 s) cuts a 2 s hang that would otherwise end in a normal answer.
     "hang past the read timeout": (
         Faults(kind="hang", hang=2.0),
         {"upstream_read_timeout": 0.3},
-        "UPSTREAM_TIMEOUT",
+        ErrorCode.UPSTREAM_TIMEOUT,
         None,
         [],
     ),
-    "malformed JSON": (Faults(kind="malformed"), {}, "UPSTREAM_BAD_RESPONSE", None, []),
-    "truncated JSON": (Faults(kind="truncated"), {}, "UPSTREAM_BAD_RESPONSE", None, []),
-    "mis-shaped JSON": (Faults(kind="misshaped"), {}, "UPSTREAM_BAD_RESPONSE", None, []),
-    "wrong content type": (Faults(kind="content_type"), {}, "UPSTREAM_BAD_RESPONSE", None, []),
+    "malformed JSON": (Faults(kind="malformed"), {}, ErrorCode.UPSTREAM_BAD_RESPONSE, None, []),
+    "truncated JSON": (Faults(kind="truncated"), {}, ErrorCode.UPSTREAM_BAD_RESPONSE, None, []),
+    "mis-shaped JSON": (Faults(kind="misshaped"), {}, ErrorCode.UPSTREAM_BAD_RESPONSE, None, []),
+    "wrong content type": (
+        Faults(kind="content_type"),
+        {},
+        ErrorCode.UPSTREAM_BAD_RESPONSE,
+        None,
+        [],
+    ),
 }
 
 
@@ -126,7 +145,7 @@ def test_rejected_token_is_unauthenticated_then_a_good_token_works(make_gateway,
     gateway = make_gateway(clock=clock)
     response = gateway.post(query, headers={"Authorization": "Token revoked-1234"})
     error = the_error(response)
-    assert error["extensions"] == {"code": "UNAUTHENTICATED", "upstreamStatus": 401}
+    assert error["extensions"] == {"code": ErrorCode.UNAUTHENTICATED, "upstreamStatus": 401}
     assert upstream.calls() == 1  # a 401 is never retried
     assert clock.sleeps == []
     assert "revoked-1234" not in response.text
@@ -140,7 +159,7 @@ def test_connection_refused_is_unavailable_then_recovers_when_the_oms_starts(mak
     gateway = make_gateway(clock=clock, upstream_url=f"http://127.0.0.1:{port}")
     response = gateway.post(query)
     error = the_error(response)
-    assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
+    assert error["extensions"] == {"code": ErrorCode.UPSTREAM_UNAVAILABLE}
     assert str(port) not in error["message"]
     assert_waits(clock, [BACKOFF, BACKOFF])  # a refused connect is safe to repeat
     fake = FakeOms()
@@ -161,7 +180,7 @@ def test_a_fault_on_some_calls_fails_only_what_depends_on_them(make_gateway, ups
     body = gateway.query("{ orderItem(id: 2) { id } " + LIST[1:])
     # orderItems is nullable: its failure nulls only itself.
     assert body["data"] == {"orderItem": {"id": "2"}, "orderItems": None}
-    assert [e["extensions"]["code"] for e in body["errors"]] == ["UPSTREAM_ERROR"]
+    assert [e["extensions"]["code"] for e in body["errors"]] == [ErrorCode.UPSTREAM_ERROR]
 
 
 def test_faults_stop_after_times(make_gateway, upstream):
@@ -230,7 +249,7 @@ def test_a_dropped_connection_is_retried_then_unavailable(make_gateway, behaviou
         clock = FakeClock()
         gateway = make_gateway(clock=clock, upstream_url=url)
         error = the_error(gateway.post(DETAIL))
-        assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
+        assert error["extensions"] == {"code": ErrorCode.UPSTREAM_UNAVAILABLE}
         assert len(accepted) == attempts  # a request that never got an answer is safe to repeat
         assert_waits(clock, [BACKOFF] * (attempts - 1))
 
@@ -256,7 +275,7 @@ def test_a_connect_that_hangs_is_a_timeout_retried_like_a_refusal(make_gateway):
     with unanswered_connects() as url:
         clock = FakeClock()
         gateway = make_gateway(clock=clock, upstream_url=url, upstream_connect_timeout=0.3)
-        assert the_error(gateway.post(DETAIL))["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+        assert the_error(gateway.post(DETAIL))["extensions"] == {"code": ErrorCode.UPSTREAM_TIMEOUT}
         # three attempts: nothing was sent, so each may be repeated
         assert_waits(clock, [BACKOFF, BACKOFF])
 
@@ -270,6 +289,6 @@ def test_a_body_that_never_ends_is_cut_by_the_total_timeout(make_gateway):
         # A byte every 0.1 s keeps each read under its 0.5 s timeout; left alone the body ends
         # short after 5 s, a transport failure that would be retried. Only the 1 s total cuts
         # it, as a timeout that is not repeated: the request was sent.
-        assert the_error(gateway.post(DETAIL))["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+        assert the_error(gateway.post(DETAIL))["extensions"] == {"code": ErrorCode.UPSTREAM_TIMEOUT}
         assert len(accepted) == 1
         assert clock.sleeps == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.errors import ErrorCode
 from tests.conftest import AUTH
 
 
@@ -47,12 +48,12 @@ def test_syntax_errors_have_a_code(gateway):
     assert response.status_code == 400
     body = response.json()
     assert "data" not in body
-    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.GRAPHQL_PARSE_FAILED
 
 
 def test_validation_errors_have_a_code(gateway, upstream):
     body = gateway.post("{ orderItem(id: 1) { nope } }").json()
-    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.GRAPHQL_VALIDATION_FAILED
     assert upstream.calls() == 0
 
 
@@ -60,7 +61,7 @@ def test_variable_errors_have_a_code(gateway, upstream):
     body = gateway.post(
         "query($f: Int) { orderItems(first: $f) { totalCount } }", {"f": "ten"}
     ).json()
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
     assert upstream.calls() == 0
 
 
@@ -68,5 +69,5 @@ def test_non_numeric_ids_never_reach_upstream(gateway, upstream):
     for query in ('{ orderItem(id: "abc") { id } }', '{ orderItemsByIds(ids: ["0", "x"]) { id } }',
                   '{ orderItem(id: "1/../2") { id } }', '{ orderItem(id: "-4") { id } }'):  # fmt: skip
         error = gateway.query(query)["errors"][0]
-        assert error["extensions"]["code"] == "BAD_USER_INPUT", query
+        assert error["extensions"]["code"] == ErrorCode.BAD_USER_INPUT, query
     assert upstream.calls() == 0

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.fake_upstream.data import DOC_ITEM
 from tests.conftest import AUTH, serve
@@ -59,7 +60,7 @@ def test_no_accept_header_gets_json(gateway):
 def test_unacceptable_media_type_is_406(gateway, upstream, accept):
     response = gateway.post(QUERY, headers={**AUTH, "Accept": accept})
     assert response.status_code == 406
-    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_ACCEPTABLE"
+    assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.NOT_ACCEPTABLE
     assert upstream.calls() == 0
 
 
@@ -74,7 +75,7 @@ def test_other_methods_are_405_with_allow(gateway, upstream, method):
     assert response.status_code == 405
     allowed = {m.strip() for m in response.headers["allow"].split(",")}
     assert {"GET", "POST"} <= allowed and method not in allowed
-    assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.METHOD_NOT_ALLOWED
     assert upstream.calls() == 0
 
 
@@ -86,18 +87,18 @@ def test_unparseable_json_is_400(gateway, upstream):
         gateway, b'{"query": "{ orderItem', {**AUTH, "Content-Type": "application/json"}
     )
     assert response.status_code == 400
-    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.BAD_REQUEST
     assert upstream.calls() == 0
 
 
 @pytest.mark.parametrize(
     ("query", "code"),
     [
-        ("{ orderItem(id: 1) { id }", "GRAPHQL_PARSE_FAILED"),
-        ("query { ...", "GRAPHQL_PARSE_FAILED"),
-        ("{ orderItem(id: 1) { nope } }", "GRAPHQL_VALIDATION_FAILED"),
-        ("{ orderItem { id } }", "GRAPHQL_VALIDATION_FAILED"),
-        ("query($x: Int) { orderItem(id: $x) { id } }", "GRAPHQL_VALIDATION_FAILED"),
+        ("{ orderItem(id: 1) { id }", ErrorCode.GRAPHQL_PARSE_FAILED),
+        ("query { ...", ErrorCode.GRAPHQL_PARSE_FAILED),
+        ("{ orderItem(id: 1) { nope } }", ErrorCode.GRAPHQL_VALIDATION_FAILED),
+        ("{ orderItem { id } }", ErrorCode.GRAPHQL_VALIDATION_FAILED),
+        ("query($x: Int) { orderItem(id: $x) { id } }", ErrorCode.GRAPHQL_VALIDATION_FAILED),
     ],
 )
 def test_documents_that_fail_are_400_without_data(gateway, upstream, query, code):
@@ -118,7 +119,7 @@ def test_data_present_means_200_even_with_errors(gateway):
     assert response.status_code == 200
     body = response.json()
     assert body["data"] == {"orderItem": None, "again": {"id": "1"}}
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
 
 
 def test_variable_coercion_failure_is_400(gateway, upstream):
@@ -127,7 +128,9 @@ def test_variable_coercion_failure_is_400(gateway, upstream):
     )
     assert response.status_code == 400
     body = response.json()
-    assert "data" not in body and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert (
+        "data" not in body and body["errors"][0]["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
+    )
 
 
 # --- CORS ------------------------------------------------------------------------------------
@@ -217,7 +220,7 @@ def test_production_refuses_introspection(make_gateway, upstream, query):
     assert response.status_code == 400
     body = response.json()
     assert "data" not in body
-    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.GRAPHQL_VALIDATION_FAILED
     assert upstream.calls() == 0
 
 
@@ -260,7 +263,7 @@ def test_unexpected_errors_are_masked_and_logged_with_the_request_id(mangled_gat
     assert response.status_code == 200
     [error] = response.json()["errors"]
     request_id = response.headers["x-request-id"]
-    assert error["extensions"] == {"code": "INTERNAL_ERROR", "requestId": request_id}
+    assert error["extensions"] == {"code": ErrorCode.INTERNAL_ERROR, "requestId": request_id}
     assert error["message"] == "Internal error. Quote the request id when reporting it."
     for leak in ("Traceback", "str", "attribute", "not-an-object", ".py", "127.0.0.1"):
         assert leak not in response.text

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import DEMO_TOKEN, Faults
 from gateway.observability.logs import JsonFormatter
 from tests.conftest import AUTH
@@ -88,7 +89,7 @@ def test_concurrent_clients_see_only_what_their_token_allows(
             served += 1
         else:
             assert no_data(body), body
-            assert {e["extensions"]["code"] for e in body["errors"]} == {"UNAUTHENTICATED"}
+            assert {e["extensions"]["code"] for e in body["errors"]} == {ErrorCode.UNAUTHENTICATED}
             refused += 1
     assert served == refused == THREADS * REQUESTS // 2
 
@@ -150,7 +151,7 @@ def test_the_response_cache_is_never_shared_across_tokens(make_gateway, upstream
         response = gateway.client.get(url, params=params, headers=headers)
         body = response.json()
         assert no_data(body), (headers, body)
-        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert body["errors"][0]["extensions"]["code"] == ErrorCode.UNAUTHENTICATED
 
 
 def test_a_failed_answer_is_not_cached_for_the_next_client(make_gateway, upstream):

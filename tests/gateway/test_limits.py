@@ -7,6 +7,7 @@ import threading
 import pytest
 from graphql import get_introspection_query, parse
 
+from gateway.errors import ErrorCode
 from gateway.execution.limits import DocumentWalk, Limits, OverLimit
 from gateway.settings import Settings
 from tests.support import selection_nodes
@@ -43,15 +44,15 @@ DEPTH_4 = "{ orderItems(first: 1) { nodes { product { images { url } } } } }"  #
 
 def test_depth_limit_default_is_ten(gateway, upstream):
     errors = refused(gateway, upstream, nested(12))
-    [depth] = [e for e in errors if e["extensions"]["code"] == "DEPTH_LIMIT"]
+    [depth] = [e for e in errors if e["extensions"]["code"] == ErrorCode.DEPTH_LIMIT]
     # The walk stops at the first level past the limit.
-    assert depth["extensions"] == {"code": "DEPTH_LIMIT", "limit": 10, "found": 11}
+    assert depth["extensions"] == {"code": ErrorCode.DEPTH_LIMIT, "limit": 10, "found": 11}
 
 
 def test_depth_limit_refuses_a_valid_deep_query(make_gateway, upstream):
     gw = make_gateway(max_depth=4)
     errors = refused(gw, upstream, DEPTH_4)
-    assert codes(errors) == ["DEPTH_LIMIT"]
+    assert codes(errors) == [ErrorCode.DEPTH_LIMIT]
     assert errors[0]["extensions"]["found"] == 5
 
 
@@ -70,7 +71,7 @@ def test_depth_follows_fragments(make_gateway, upstream):
         "fragment P on OrderItem { product { ...I } } "
         "fragment I on Product { images { url } }"
     )
-    assert codes(refused(gw, upstream, query)) == ["DEPTH_LIMIT"]
+    assert codes(refused(gw, upstream, query)) == [ErrorCode.DEPTH_LIMIT]
 
 
 def test_inline_fragments_add_no_depth(make_gateway, upstream):
@@ -99,7 +100,7 @@ def test_deep_introspection_is_still_bounded(gateway, upstream):
         "{ type { ofType { fields { name } } } } } } } } } } } }"
     )
     errors = refused(gateway, upstream, query)
-    assert codes(errors) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert codes(errors) == [ErrorCode.GRAPHQL_VALIDATION_FAILED]
     assert "introspection depth" in errors[0]["message"]
 
 
@@ -112,8 +113,8 @@ def aliased(count: int) -> str:
 
 def test_alias_limit(gateway, upstream):
     errors = refused(gateway, upstream, aliased(31))
-    assert codes(errors) == ["ALIAS_LIMIT"]
-    assert errors[0]["extensions"] == {"code": "ALIAS_LIMIT", "limit": 30, "found": 31}
+    assert codes(errors) == [ErrorCode.ALIAS_LIMIT]
+    assert errors[0]["extensions"] == {"code": ErrorCode.ALIAS_LIMIT, "limit": 30, "found": 31}
 
 
 def test_thirty_aliases_pass_with_one_call(gateway, upstream):
@@ -130,7 +131,7 @@ def test_aliases_in_a_fragment_count_at_every_spread(gateway, upstream):
         f"fragment F on OrderItem {{ {fields} }}"
     )
     errors = refused(gateway, upstream, query)
-    assert codes(errors) == ["ALIAS_LIMIT"]
+    assert codes(errors) == [ErrorCode.ALIAS_LIMIT]
     assert errors[0]["extensions"]["found"] == 36
 
 
@@ -139,22 +140,22 @@ def test_aliases_in_a_fragment_count_at_every_spread(gateway, upstream):
 
 def test_token_bomb(gateway, upstream):
     errors = refused(gateway, upstream, "{ orderItem(id: 1) { " + "id " * 5000 + "} }")
-    assert codes(errors) == ["TOKEN_LIMIT"]
+    assert codes(errors) == [ErrorCode.TOKEN_LIMIT]
     assert errors[0]["extensions"]["limit"] == 2000
 
 
 def test_token_limit_is_exact(gateway, upstream):
     # 10 tokens of frame plus n fields: 2000 tokens parse, 2001 do not.
     over = refused(gateway, upstream, "{ orderItem(id: 1) { " + "id " * 1991 + "} }")
-    assert codes(over) == ["TOKEN_LIMIT"]
+    assert codes(over) == [ErrorCode.TOKEN_LIMIT]
     at = gateway.post("{ orderItem(id: 1) { " + "id " * 1990 + "} }").json()
-    assert "TOKEN_LIMIT" not in codes(at.get("errors", []))
+    assert ErrorCode.TOKEN_LIMIT not in codes(at.get("errors", []))
 
 
 def test_token_limit_is_a_setting(make_gateway, upstream):
     gw = make_gateway(max_tokens=20)
     query = "{ orderItem(id: 1) { " + "id " * 11 + "} }"  # 21 tokens
-    assert codes(refused(gw, upstream, query)) == ["TOKEN_LIMIT"]
+    assert codes(refused(gw, upstream, query)) == [ErrorCode.TOKEN_LIMIT]
     assert gw.data(DETAIL) == {"orderItem": {"id": "1"}}
 
 
@@ -164,8 +165,8 @@ def test_token_limit_is_a_setting(make_gateway, upstream):
 def test_directive_limit(gateway, upstream):
     query = "{ orderItem(id: 1) { " + "id @include(if: true) " * 51 + "} }"
     errors = refused(gateway, upstream, query)
-    assert "DIRECTIVE_LIMIT" in codes(errors)
-    [error] = [e for e in errors if e["extensions"]["code"] == "DIRECTIVE_LIMIT"]
+    assert ErrorCode.DIRECTIVE_LIMIT in codes(errors)
+    [error] = [e for e in errors if e["extensions"]["code"] == ErrorCode.DIRECTIVE_LIMIT]
     assert error["extensions"]["found"] == 51 and error["extensions"]["limit"] == 50
 
 
@@ -177,7 +178,7 @@ def test_directives_in_a_fragment_count_at_every_spread(make_gateway, upstream):
         "orderId @include(if: true) }"
     )
     errors = refused(gw, upstream, query)
-    assert codes(errors) == ["DIRECTIVE_LIMIT"]
+    assert codes(errors) == [ErrorCode.DIRECTIVE_LIMIT]
     assert errors[0]["extensions"]["found"] == 6
 
 
@@ -216,7 +217,7 @@ def test_fragment_bomb_is_refused_at_once(gateway, upstream, where):
     query = BOMBS[where]
     assert len(query) < 800
     errors = refused(gateway, upstream, query)
-    assert codes(errors) == ["SELECTION_LIMIT"]
+    assert codes(errors) == [ErrorCode.SELECTION_LIMIT]
     assert errors[0]["extensions"]["found"] > 10_000  # the walk stops once past the limit
     document = parse(query)
     walk = DocumentWalk(document, Limits.of(Settings()))
@@ -233,7 +234,7 @@ def test_selection_limit_is_a_setting(make_gateway, upstream):
     calls = upstream.calls()
     upstream.fake.reset()
     errors = refused(gw, upstream, query.replace("{ id } }", "{ id sku } }"))
-    assert errors[0]["extensions"] == {"code": "SELECTION_LIMIT", "limit": 4, "found": 5}
+    assert errors[0]["extensions"] == {"code": ErrorCode.SELECTION_LIMIT, "limit": 4, "found": 5}
     assert calls == 1
 
 
@@ -252,7 +253,7 @@ def test_the_gateway_stays_responsive_during_a_fragment_bomb(make_gateway, upstr
     finally:
         thread.join(timeout=30)  # a hang guard
     assert not thread.is_alive()
-    assert [codes(a.json()["errors"]) for a in answers] == [["SELECTION_LIMIT"]] * 5
+    assert [codes(a.json()["errors"]) for a in answers] == [[ErrorCode.SELECTION_LIMIT]] * 5
     assert upstream.calls() == 1
 
 
@@ -273,8 +274,8 @@ def test_cost_limit_for_distinct_ids(make_gateway, upstream):
     # max_ids defaults to the budget, so raise it to let the budget be the limit that bites.
     gateway = make_gateway(max_ids=100)
     errors = refused(gateway, upstream, by_ids(range(1, 22)))
-    assert codes(errors) == ["COST_LIMIT"]
-    assert errors[0]["extensions"] == {"code": "COST_LIMIT", "cost": 21, "budget": 20}
+    assert codes(errors) == [ErrorCode.COST_LIMIT]
+    assert errors[0]["extensions"] == {"code": ErrorCode.COST_LIMIT, "cost": 21, "budget": 20}
 
 
 def test_twenty_distinct_ids_are_within_budget(gateway, upstream):
@@ -296,13 +297,13 @@ def test_cost_counts_ids_across_fields_and_variables(gateway, upstream):
         + " }"
     )
     errors = refused(gateway, upstream, query, {"ids": list(range(1, 16))})
-    assert errors[0]["extensions"] == {"code": "COST_LIMIT", "cost": 21, "budget": 20}
+    assert errors[0]["extensions"] == {"code": ErrorCode.COST_LIMIT, "cost": 21, "budget": 20}
 
 
 def test_cost_limit_for_a_large_page(make_gateway, upstream):
     gw = make_gateway(upstream_max_limit=20)
     errors = refused(gw, upstream, "{ orderItems(first: 500) { nodes { id } } }")
-    assert errors[0]["extensions"] == {"code": "COST_LIMIT", "cost": 25, "budget": 20}
+    assert errors[0]["extensions"] == {"code": ErrorCode.COST_LIMIT, "cost": 25, "budget": 20}
     # the same through a variable
     query = "query($n: Int) { orderItems(first: $n) { nodes { id } } }"
     errors = refused(gw, upstream, query, {"n": 500})
@@ -320,7 +321,7 @@ def test_a_page_within_budget_passes(make_gateway, upstream):
 def test_cost_limit_is_a_setting(make_gateway, upstream):
     gw = make_gateway(max_upstream_calls=2)
     errors = refused(gw, upstream, by_ids([1, 2, 3]))
-    assert errors[0]["extensions"] == {"code": "COST_LIMIT", "cost": 3, "budget": 2}
+    assert errors[0]["extensions"] == {"code": ErrorCode.COST_LIMIT, "cost": 3, "budget": 2}
 
 
 # --- orderItemsByIds cap ---------------------------------------------------------------------
@@ -330,7 +331,7 @@ def test_max_ids(gateway, upstream):
     # The default agrees with the budget (20 calls): max_ids ids can never be refused by it.
     body = gateway.query(by_ids([5] * 21))
     [error] = body["errors"]
-    assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": "ids", "limit": 20}
+    assert error["extensions"] == {"code": ErrorCode.BAD_USER_INPUT, "argument": "ids", "limit": 20}
     assert upstream.calls() == 0
     data = gateway.data(by_ids([5] * 20))
     assert len(data["orderItemsByIds"]) == 20
@@ -340,7 +341,7 @@ def test_max_ids(gateway, upstream):
 def test_max_ids_applies_before_the_budget_allows_many_calls(make_gateway, upstream):
     gw = make_gateway(max_upstream_calls=500, max_ids=10)
     body = gw.query(by_ids(range(1, 12)))
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
     assert upstream.calls() == 0
 
 

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import DEMO_TOKEN, Faults
 from gateway.observability.logs import JsonFormatter
 from gateway.server.app import create_app
@@ -97,11 +98,28 @@ def test_access_log_line_per_operation_without_tokens(make_gateway, caplog):
     named = next(r for r in lines if r.request_id == "req-123")
     assert named.operation == "Named" and named.outcome == "ok" and named.upstream_calls == 1
     assert named.duration_ms > 0 and named.status == 200
-    assert any(r.codes == ["UNAUTHENTICATED"] for r in lines)
+    assert any(r.codes == [ErrorCode.UNAUTHENTICATED] for r in lines)
     formatter = JsonFormatter()
     rendered = "\n".join(formatter.format(r) for r in caplog.records)
     assert DEMO_TOKEN not in rendered and "leaky-77" not in rendered
     assert json.loads(formatter.format(named))["request_id"] == "req-123"
+
+
+def test_a_bail_is_told_and_costs_no_upstream_call(make_gateway, upstream, caplog):
+    # A bad id leaves an error in a list slot: the projector bails and graphql-core reruns the
+    # operation from the loaders of the compiled run.
+    gateway = make_gateway()
+    caplog.set_level(logging.INFO)
+    upstream.fake.reset()
+    body = gateway.post('{ orderItemsByIds(ids: [3, "x"]) { id } }').json()
+    assert body["data"] == {"orderItemsByIds": [{"id": "3"}, None]}
+    assert upstream.fake.stats()["calls"] == {"detail": 1}
+    [line] = [r for r in caplog.records if r.name == "gateway.access"]
+    assert (line.engine, line.fallback, line.upstream_calls) == ("graphql-core", "bailed", 1)
+    text = metrics_text(gateway)
+    assert sample(text, "oms_gateway_compiled_fallbacks_total", reason="bailed") == 1
+    labels = {"engine": "graphql-core", "outcome": "partial"}
+    assert sample(text, "oms_gateway_operations_total", **labels) == 1
 
 
 def test_request_id_is_generated_returned_and_forwarded(gateway, upstream):

@@ -28,11 +28,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.cli import INTERNAL_SETTINGS, describe_default, flag
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import DEMO_TOKEN, Faults
 from gateway.settings import ENV_VARS, Settings
 from tests.conftest import AUTH, free_port, serve
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "oms-gateway"
 QUIET_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "OTEL_"))}
 
@@ -251,7 +252,7 @@ def test_text_logs_of_a_real_serve_carry_every_field_and_each_upstream_failure(u
             headers={"X-Request-ID": "req-bad-1"},  # the service token is used
         )
         upstream.fake.faults = Faults()
-        assert failing.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_ERROR"
+        assert failing.json()["errors"][0]["extensions"]["code"] == ErrorCode.UPSTREAM_ERROR
     text = "\n".join(output)
     assert "service-secret-1" not in text and DEMO_TOKEN not in text
     records = [parse_text_line(line) for line in output]
@@ -268,7 +269,7 @@ def test_text_logs_of_a_real_serve_carry_every_field_and_each_upstream_failure(u
     failure = parse_text_line(failures[0])
     assert failure == failure | {
         "request_id": "req-bad-1", "endpoint": "/api/v1/oms/order_items/{id}/", "cause": 503,
-        "attempts": 3, "code": "UPSTREAM_ERROR",
+        "attempts": 3, "code": ErrorCode.UPSTREAM_ERROR,
     }  # fmt: skip
     listening = [line for line in output if "listening on" in line]
     assert listening and url in listening[0]
@@ -284,7 +285,7 @@ def test_json_logs_explain_an_unreachable_upstream_and_failed_readiness(tmp_path
             f"{url}/graphql", json={"query": "{ orderItem(id: 1) { id } }"},
             headers={**AUTH, "X-Request-ID": "req-dead-1"},
         )  # fmt: skip
-        assert response.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+        assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.UPSTREAM_UNAVAILABLE
         assert httpx.get(f"{url}/readyz").status_code == 503
     records = [json.loads(line) for line in output if line.startswith("{")]
     assert records and all(r["level"] in ("warning", "error") for r in records)  # OMS_LOG_LEVEL
@@ -293,7 +294,7 @@ def test_json_logs_explain_an_unreachable_upstream_and_failed_readiness(tmp_path
     assert upstream_lines[0] | {"time": None} == upstream_lines[0] | {
         "time": None, "level": "warning", "request_id": "req-dead-1",
         "endpoint": "/api/v1/oms/order_items/{id}/", "cause": "ConnectionFailed", "attempts": 2,
-        "code": "UPSTREAM_UNAVAILABLE",
+        "code": ErrorCode.UPSTREAM_UNAVAILABLE,
     }  # fmt: skip
     readiness = [r for r in records if r["logger"] == "gateway.readiness"]
     assert readiness and readiness[0]["cause"] == "ConnectionFailed"
@@ -388,7 +389,9 @@ def test_the_same_families_with_one_worker_and_with_two(upstream, tmp_path):
             assert not [s.name for s in samples if s.name.endswith("_created")]
             # Summed across workers: every scrape sees all 7 operations and the one error.
             assert total(families, "oms_gateway_operations") == 7
-            assert total(families, "oms_gateway_errors", code="GRAPHQL_VALIDATION_FAILED") == 1
+            assert (
+                total(families, "oms_gateway_errors", code=ErrorCode.GRAPHQL_VALIDATION_FAILED) == 1
+            )
             phases = {
                 s.labels["phase"]: s.value for s in families["oms_gateway_phase_duration_seconds"][1]
                 if s.name.endswith("_count")
@@ -436,7 +439,7 @@ def test_a_bad_upstream_body_is_logged_once_with_its_cause(make_gateway, upstrea
         "{ a: orderItems(first: 2) { nodes { id } } }",
         headers={**AUTH, "X-Request-ID": f"req-{kind}"},
     )
-    assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.UPSTREAM_BAD_RESPONSE
     lines = [r for r in caplog.records if getattr(r, "request_id", None) == f"req-{kind}"]
     assert len(lines) == 1
     line = lines[0]
@@ -444,7 +447,7 @@ def test_a_bad_upstream_body_is_logged_once_with_its_cause(make_gateway, upstrea
         "WARNING",
         "bad_response",
         1,
-        "UPSTREAM_BAD_RESPONSE",
+        ErrorCode.UPSTREAM_BAD_RESPONSE,
     )
     assert line.endpoint == "/api/v1/oms/order_items/list-simple/"
     assert DEMO_TOKEN not in caplog.text

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.server.app import create_app
 from gateway.settings import Settings
 from tests.conftest import AUTH
@@ -78,16 +79,16 @@ def test_persisted_only_refuses_everything_else_before_parsing(
     gw = make_gateway(persisted_documents=apollo_manifest, persisted_only=True)
     response = post(gw, {"query": document})
     assert response.status_code == 400
-    assert code(response) == "PERSISTED_QUERY_REQUIRED"  # not PARSE_FAILED: never parsed
+    assert code(response) == ErrorCode.PERSISTED_QUERY_REQUIRED  # not PARSE_FAILED: never parsed
     assert upstream.calls() == 0
 
 
 def test_persisted_only_turns_apq_registration_off(make_gateway, upstream, apollo_manifest):
     gw = make_gateway(persisted_documents=apollo_manifest, persisted_only=True)
     register = post(gw, {"query": OTHER, "extensions": apq(sha(OTHER))})
-    assert code(register) == "PERSISTED_QUERY_REQUIRED"
+    assert code(register) == ErrorCode.PERSISTED_QUERY_REQUIRED
     replay = post(gw, {"extensions": apq(sha(OTHER))})
-    assert code(replay) == "PERSISTED_QUERY_NOT_FOUND"
+    assert code(replay) == ErrorCode.PERSISTED_QUERY_NOT_FOUND
     assert upstream.calls() == 0
 
 
@@ -110,9 +111,9 @@ def test_a_plain_hash_map_manifest(make_gateway, tmp_path):
 @pytest.mark.parametrize(
     ("document_id", "expected"),
     [
-        (f"sha256:{'0' * 64}", "PERSISTED_QUERY_NOT_FOUND"),
-        ("md5:abc", "BAD_REQUEST"),
-        (f"sha256:{'A' * 64}", "BAD_REQUEST"),
+        (f"sha256:{'0' * 64}", ErrorCode.PERSISTED_QUERY_NOT_FOUND),
+        ("md5:abc", ErrorCode.BAD_REQUEST),
+        (f"sha256:{'A' * 64}", ErrorCode.BAD_REQUEST),
     ],
 )
 def test_unknown_or_malformed_document_ids(
@@ -127,7 +128,7 @@ def test_unknown_or_malformed_document_ids(
 def test_document_id_and_query_together_are_refused(make_gateway, apollo_manifest):
     gw = make_gateway(persisted_documents=apollo_manifest)
     response = post(gw, {"documentId": f"sha256:{sha(LISTED)}", "query": LISTED})
-    assert code(response) == "BAD_REQUEST"
+    assert code(response) == ErrorCode.BAD_REQUEST
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.errors import ErrorCode
 from tests.conftest import AUTH
 
 JSON = {**AUTH, "Accept": "application/json"}
@@ -13,11 +14,11 @@ GQL = {**AUTH, "Accept": "application/graphql-response+json"}
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({"query": "{ orderItem(id: 1) { id }"}, "GRAPHQL_PARSE_FAILED"),
-        ({"query": "{ orderItem(id: 1) { nope } }"}, "GRAPHQL_VALIDATION_FAILED"),
+        ({"query": "{ orderItem(id: 1) { id }"}, ErrorCode.GRAPHQL_PARSE_FAILED),
+        ({"query": "{ orderItem(id: 1) { nope } }"}, ErrorCode.GRAPHQL_VALIDATION_FAILED),
         (
             {"query": "query($id: ID!) { orderItem(id: $id) { id } }", "variables": {}},
-            "BAD_USER_INPUT",
+            ErrorCode.BAD_USER_INPUT,
         ),
     ],
 )
@@ -42,7 +43,7 @@ def test_application_json_keeps_400_for_malformed_requests(gateway):
         headers={**JSON, "Content-Type": "application/json"},
     )
     assert response.status_code == 400
-    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.BAD_REQUEST
 
 
 def test_options_says_what_the_endpoint_accepts(gateway, upstream):

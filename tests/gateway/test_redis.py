@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import DEMO_TOKEN
 from tests.conftest import AUTH, free_port
 
@@ -90,7 +91,7 @@ def two_gateways(upstream, redis_url) -> Iterator[tuple[str, str]]:
 def test_a_hash_registered_on_one_gateway_is_served_by_the_other(two_gateways, upstream):
     first, second = two_gateways
     missing = httpx.post(f"{second}/graphql", json={"extensions": APQ}, headers=AUTH).json()
-    assert missing["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    assert missing["errors"][0]["extensions"]["code"] == ErrorCode.PERSISTED_QUERY_NOT_FOUND
     registered = httpx.post(
         f"{first}/graphql", json={"query": QUERY, "extensions": APQ}, headers=AUTH
     )
@@ -114,7 +115,7 @@ def test_cached_responses_are_shared_but_never_across_tokens(two_gateways, upstr
     )
     body = other.json()
     assert body["data"] == {"orderItem": None}
-    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.UNAUTHENTICATED
     assert upstream.calls() == 2  # the other token went upstream and was refused there
     assert DEMO_TOKEN not in other.text
 
@@ -131,7 +132,7 @@ def test_redis_outage_degrades_to_misses(upstream, make_gateway):
     gateway = make_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0", response_cache_ttl=30)
     missing = gateway.client.post(f"{gateway.url}/graphql", json={"extensions": APQ}, headers=AUTH)
     assert missing.status_code == 200
-    assert missing.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    assert missing.json()["errors"][0]["extensions"]["code"] == ErrorCode.PERSISTED_QUERY_NOT_FOUND
     ok = gateway.client.post(
         f"{gateway.url}/graphql", json={"query": QUERY, "extensions": APQ}, headers=AUTH
     )

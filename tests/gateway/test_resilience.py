@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import random
 import threading
@@ -12,10 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from gateway.errors import UpstreamTimeout
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import Faults
-from gateway.settings import UPSTREAM_CLIENTS, Settings
-from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from gateway.upstream.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -102,7 +99,7 @@ def test_twenty_percent_503s_become_over_99_percent_success(make_gateway, upstre
         body = response.json()
         if item_id in failed:
             assert body["errors"][0]["extensions"] == {
-                "code": "UPSTREAM_ERROR",
+                "code": ErrorCode.UPSTREAM_ERROR,
                 "upstreamStatus": 503,
             }
         else:
@@ -130,15 +127,15 @@ def test_twenty_percent_503s_become_over_99_percent_success(make_gateway, upstre
 @pytest.mark.parametrize(
     ("faults", "query", "code", "calls"),
     [
-        (Faults(kind="status", status=400), DETAIL, "UPSTREAM_ERROR", 1),
+        (Faults(kind="status", status=400), DETAIL, ErrorCode.UPSTREAM_ERROR, 1),
         (None, "{ orderItem(id: 999999) { id } }", None, 1),  # 404: a null, never retried
-        (Faults(kind="status", status=401), DETAIL, "UNAUTHENTICATED", 1),
-        (Faults(kind="status", status=403), DETAIL, "FORBIDDEN", 1),
-        (Faults(kind="status", status=422), DETAIL, "UPSTREAM_ERROR", 1),
-        (Faults(kind="status", status=500), DETAIL, "UPSTREAM_ERROR", 1),
-        (Faults(kind="status", status=429, retry_after="0"), DETAIL, "UPSTREAM_ERROR", 3),
-        (Faults(kind="status", status=503, retry_after="0"), DETAIL, "UPSTREAM_ERROR", 3),
-        (Faults(kind="status", status=504), DETAIL, "UPSTREAM_ERROR", 3),
+        (Faults(kind="status", status=401), DETAIL, ErrorCode.UNAUTHENTICATED, 1),
+        (Faults(kind="status", status=403), DETAIL, ErrorCode.FORBIDDEN, 1),
+        (Faults(kind="status", status=422), DETAIL, ErrorCode.UPSTREAM_ERROR, 1),
+        (Faults(kind="status", status=500), DETAIL, ErrorCode.UPSTREAM_ERROR, 1),
+        (Faults(kind="status", status=429, retry_after="0"), DETAIL, ErrorCode.UPSTREAM_ERROR, 3),
+        (Faults(kind="status", status=503, retry_after="0"), DETAIL, ErrorCode.UPSTREAM_ERROR, 3),
+        (Faults(kind="status", status=504), DETAIL, ErrorCode.UPSTREAM_ERROR, 3),
     ],
     ids=["400", "404", "401", "403", "422", "500", "429", "503", "504"],
 )
@@ -178,7 +175,10 @@ def test_retry_after_beyond_the_deadline_gives_up_at_once(make_gateway, upstream
     gateway = make_gateway(clock=clock, operation_timeout=2.0)
     upstream.fake.faults = Faults(kind="status", status=503, retry_after="5")
     response = gateway.post(DETAIL)
-    assert error_of(response)["extensions"] == {"code": "UPSTREAM_ERROR", "upstreamStatus": 503}
+    assert error_of(response)["extensions"] == {
+        "code": ErrorCode.UPSTREAM_ERROR,
+        "upstreamStatus": 503,
+    }
     assert upstream.calls("detail") == 1
     assert clock.sleeps == []  # no wait that would outlive the operation
 
@@ -199,7 +199,10 @@ def test_retries_stop_at_the_operation_deadline(make_gateway, upstream):
     upstream.fake.faults = Faults(kind="status", status=503)
     response = gateway.post(DETAIL)
     # The last 503 stands once the next wait (at most 100 s) would pass the deadline.
-    assert error_of(response)["extensions"] == {"code": "UPSTREAM_ERROR", "upstreamStatus": 503}
+    assert error_of(response)["extensions"] == {
+        "code": ErrorCode.UPSTREAM_ERROR,
+        "upstreamStatus": 503,
+    }
     assert all(0 <= s <= 100 for s in clock.sleeps)
     assert 500 <= sum(clock.sleeps) < 600
     assert upstream.calls("detail") == len(clock.sleeps) + 1 < 100
@@ -210,7 +213,7 @@ def test_a_hang_is_cut_at_the_operation_deadline(make_gateway, upstream):
     # it the call succeeds: a timeout can only be the 0.5 s operation deadline's.
     gateway = make_gateway(operation_timeout=0.5, upstream_read_timeout=5.0)
     upstream.fake.faults = Faults(kind="hang", hang=2.0)
-    assert error_of(gateway.post(DETAIL))["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+    assert error_of(gateway.post(DETAIL))["extensions"] == {"code": ErrorCode.UPSTREAM_TIMEOUT}
     assert upstream.calls("detail") == 1
 
 
@@ -228,7 +231,7 @@ def test_the_deadline_covers_the_retries(make_gateway, upstream):
     upstream.fake.faults = Faults(
         kind="status", status=503, retry_after="0", on_call=slow_503_then_hang
     )
-    assert error_of(gateway.post(DETAIL))["extensions"] == {"code": "UPSTREAM_TIMEOUT"}
+    assert error_of(gateway.post(DETAIL))["extensions"] == {"code": ErrorCode.UPSTREAM_TIMEOUT}
     assert upstream.calls("detail") == 2
     assert clock.sleeps == [0.0]
 
@@ -249,21 +252,21 @@ def test_breaker_opens_fails_fast_probes_and_closes(make_gateway, upstream, http
     gateway = make_gateway(clock=clock, **BREAKER)
     upstream.fake.faults = Faults(kind="status", status=500)
     for _ in range(4):
-        assert error_of(gateway.post(DETAIL))["extensions"]["code"] == "UPSTREAM_ERROR"
+        assert error_of(gateway.post(DETAIL))["extensions"]["code"] == ErrorCode.UPSTREAM_ERROR
     assert upstream.calls("detail") == 4
 
     for _ in range(5):  # open: fail fast, no call reaches the OMS
         response = gateway.post(DETAIL)
-        assert error_of(response)["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
+        assert error_of(response)["extensions"] == {"code": ErrorCode.UPSTREAM_UNAVAILABLE}
     assert upstream.calls("detail") == 4
     ready = http.get(f"{gateway.url}/readyz")  # its own reachability probe is a list call
     # An open breaker is reported but does not drain the instance (README "Deploying").
     assert ready.status_code == 200 and ready.json()["circuit_breaker"] == "open"
 
     clock.advance(0.6)  # half-open: one probe goes out and fails, so it opens again
-    assert error_of(gateway.post(DETAIL))["extensions"]["code"] == "UPSTREAM_ERROR"
+    assert error_of(gateway.post(DETAIL))["extensions"]["code"] == ErrorCode.UPSTREAM_ERROR
     assert upstream.calls("detail") == 5
-    assert error_of(gateway.post(DETAIL))["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert error_of(gateway.post(DETAIL))["extensions"]["code"] == ErrorCode.UPSTREAM_UNAVAILABLE
     assert upstream.calls("detail") == 5
 
     clock.advance(0.6)  # half-open again; the OMS has recovered: the probe closes the breaker
@@ -303,7 +306,9 @@ def test_half_open_lets_exactly_one_probe_through(make_gateway, upstream):
     passed = [b for b in outcomes if "errors" not in b]
     refused = [b for b in outcomes if "errors" in b]
     assert len(passed) == 1 and len(refused) == 4
-    assert {b["errors"][0]["extensions"]["code"] for b in refused} == {"UPSTREAM_UNAVAILABLE"}
+    assert {b["errors"][0]["extensions"]["code"] for b in refused} == {
+        ErrorCode.UPSTREAM_UNAVAILABLE
+    }
     assert upstream.calls() == 5
 
 
@@ -332,35 +337,58 @@ def test_upstream_concurrency_cap(make_gateway, upstream, cap, limit):
         assert peak == limit
 
 
-@pytest.mark.parametrize("client_name", UPSTREAM_CLIENTS)
-async def test_a_full_upstream_pool_waits_for_a_slot_until_the_deadline(upstream, client_name):
-    settings = Settings(
-        upstream_url=upstream.url, upstream_client=client_name,
-        upstream_concurrency=1, upstream_retries=0,
-    )  # fmt: skip
+def until(condition, guard=10.0):
+    """Wait for `condition` (polled; the guard only stops a hang, the test's asserts decide)."""
+    stop = time.monotonic() + guard
+    while not condition() and time.monotonic() < stop:
+        time.sleep(0.01)
+
+
+def test_a_full_upstream_pool_is_a_timeout_and_sends_nothing(make_gateway, upstream, caplog):
+    """Every upstream slot busy until the deadline: UPSTREAM_TIMEOUT, and the call never goes out.
+
+    Ordered by events, not timing. Operation B's first attempt is held upstream. The fake
+    clock then spends all but 0.1 s of B's deadline, and operation A starts (with a deadline of
+    its own, untouched): one of its two calls takes the other slot and is held too, so the
+    second waits for a slot. Only then is B's attempt answered 503, Retry-After 0. The slot it
+    frees goes to A's waiting call (asyncio's semaphore is first come, first served), so B's
+    retry waits for a slot that A keeps until B has been answered, and its deadline ends first.
+    (Each operation's slot wait is bounded by its own deadline, so the refused one must be the
+    one whose deadline the clock has spent; with cap 1 nothing could show that A waits.)
+    """
     clock = FakeClock()
-    transport = open_http_client(settings)
-    client = OmsClient(transport, settings, clock=clock)
-    slots = client.resilience.slots
-    token = AUTH["Authorization"]
-    try:
-        await slots.acquire()  # another operation's call holds the only slot throughout
-        session = UpstreamSession(client, token, clock.monotonic() + 0.05)
-        with pytest.raises(UpstreamTimeout) as info:
-            async with asyncio.timeout(10):  # a hang guard only: a missed deadline fails here
-                await session.detail(1)
-        assert (info.value.cause, info.value.attempts) == ("no_slot", 1)
-        assert upstream.calls() == 0
-        # A slot freed while the call waits is taken, and the call goes out.
-        asyncio.get_running_loop().call_soon(slots.release)
-        session = UpstreamSession(client, token, clock.monotonic() + 30)
-        assert (await session.detail(1))["id"] == 1
-        # A free slot is taken at once.
-        session = UpstreamSession(client, token, clock.monotonic() + 30)
-        assert (await session.detail(2))["id"] == 2
-        assert upstream.calls() == 2 and not slots.locked()
-    finally:
-        await transport.aclose()
+    gateway = make_gateway(
+        clock=clock, upstream_concurrency=2, operation_timeout=600, breaker_min_calls=1000
+    )
+    first, held = threading.Event(), threading.Event()
+    upstream.fake.faults = Faults(kind="status", status=503, retry_after="0", hold=first)
+
+    def post(query):
+        with httpx.Client(timeout=30, trust_env=False) as client:
+            return client.post(f"{gateway.url}/graphql", json={"query": query}, headers=AUTH)
+
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            b = pool.submit(post, DETAIL)
+            until(lambda: upstream.fake.in_flight == 1)  # B holds one slot
+            upstream.fake.faults = Faults(hold=held)
+            clock.advance(600 - 0.1)
+            a = pool.submit(post, "{ orderItemsByIds(ids: [3, 4]) { id } }")
+            until(lambda: upstream.fake.in_flight == 2)  # A holds the other; its twin waits
+            first.set()
+            refused = b.result(timeout=30)
+        finally:
+            first.set()
+            held.set()
+        served = a.result(timeout=30)
+    assert error_of(refused)["extensions"] == {"code": ErrorCode.UPSTREAM_TIMEOUT}
+    assert served.json() == {"data": {"orderItemsByIds": [{"id": "3"}, {"id": "4"}]}}
+    # B's retry never reached the OMS: it waited for a slot, not for an answer.
+    assert upstream.calls("detail") == 3
+    failures = [(r.cause, r.attempts) for r in caplog.records if r.name == "gateway.upstream"]
+    assert failures == [("no_slot", 2)]  # the second attempt found no slot
+    assert clock.sleeps == [0.0]  # the one wait before B's retry (Retry-After: 0)
+    assert upstream.fake.stats()["max_in_flight"] == 2
 
 
 def test_load_shedding(make_gateway, upstream, http):
@@ -377,7 +405,7 @@ def test_load_shedding(make_gateway, upstream, http):
     served = [r for r in results if r.status_code == 200]
     for response in shed:
         assert response.headers["retry-after"] == "1"
-        assert response.json()["errors"][0]["extensions"]["code"] == "OVERLOADED"
+        assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.OVERLOADED
     for response in served:
         assert "errors" not in response.json()
     assert upstream.calls() == len(served)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.errors import ErrorCode
 from tests.conftest import AUTH
 from tests.support import FakeClock
 
@@ -38,5 +39,5 @@ def test_answers_with_errors_are_not_cached(make_gateway, upstream, http):
     params = {"query": '{ orderItem(id: 6) { id } x: orderItem(id: "bad") { id } }'}
     for _ in range(2):
         body = http.get(f"{gateway.url}/graphql", params=params, headers=AUTH).json()
-        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert body["errors"][0]["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
     assert upstream.calls() == 2

@@ -10,8 +10,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 def test_settings_read_env_and_flags_win():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import Faults
 from gateway.settings import UPSTREAM_CLIENTS, Settings
 from gateway.upstream.transports import open_transport
@@ -49,7 +50,7 @@ def test_a_refused_body_is_counted_and_does_not_open_the_breaker(make_gateway, u
     upstream.fake.faults = Faults(kind="endless", endpoints=frozenset({"detail"}))
     for item_id in (1, 2, 3):
         [error] = gateway.query(f"{{ orderItem(id: {item_id}) {{ id }} }}")["errors"]
-        assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE"}
+        assert error["extensions"] == {"code": ErrorCode.UPSTREAM_BAD_RESPONSE}
     text = metrics_text(gateway)
     assert sample(text, "oms_gateway_upstream_requests_total", status="body_refused") == 3
     # An answer came each time: the upstream is up, so the breaker stays closed.

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import brotli
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import Faults
 from gateway.settings import Settings
 from gateway.upstream.transports import BodyRefused, BoundedBody
@@ -75,7 +76,7 @@ def test_a_hostile_body_is_refused_at_once_while_others_are_served(make_gateway,
     body = response.json()
     assert body["data"] == {"orderItem": None}
     [error] = body["errors"]
-    assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE"}
+    assert error["extensions"] == {"code": ErrorCode.UPSTREAM_BAD_RESPONSE}
     assert str(CAP) in error["message"] and "xxxx" not in response.text
     assert upstream.calls("detail") == 1  # a refused body is not retried
     # The connection was dropped: the fake stopped long before the end of its 64 MiB.
@@ -98,7 +99,7 @@ def test_the_cap_is_exact(make_gateway, upstream, http):
     assert at_cap.data("{ orderItem(id: 2) { id } }") == {"orderItem": {"id": "2"}}
     below = make_gateway(upstream_max_body_bytes=size - 1)
     [error] = below.query("{ orderItem(id: 2) { id } }")["errors"]
-    assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE"}
+    assert error["extensions"] == {"code": ErrorCode.UPSTREAM_BAD_RESPONSE}
 
 
 def test_the_default_cap_is_far_above_the_largest_page(make_gateway, upstream, http):

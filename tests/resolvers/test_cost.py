@@ -4,21 +4,22 @@ test's generator makes, against the calls the fake OMS received."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from gateway.execution.executor import Executor, RequestError
 from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.upstream.client import OmsClient, UpstreamSession
 from resolvers.context import Context
 from resolvers.cost import Cost, operation_cost
+from resolvers.fetch import ListRequest
 from resolvers.loaders import Loaders, PageKey
-from resolvers.pagination import plan_pages
+from resolvers.pagination import encode_cursor, plan_pages
 from tests.conftest import AUTH, serve
-from tests.gateway.test_compiled import make_executors, oms_client
-from tests.gateway.test_compiled_differential import Case, cases
+from tests.generated import Case, cases
+from tests.support import make_executors, oms_client
 
 FAKE = FakeOms()
 
@@ -47,6 +48,18 @@ def executors() -> tuple[Executor, Executor]:
     )
 
 
+def placed_pages(request: ListRequest, max_limit: int) -> set[PageKey]:
+    """The pages a `last` window is placed on once its probe told the count: none when the
+    probe holds the whole window, or when only the count is wanted."""
+    if not request.window.from_end or not request.wants_items:
+        return set()
+    window = request.window.settle(len(FAKE.matching(request.order_number)))
+    if window.offset + window.size <= request.plan.limit:
+        return set()
+    placed = plan_pages(window, max_limit)
+    return {PageKey(request.kind, request.order_number, placed.limit, p) for p in placed.pages}
+
+
 def expected_calls(cost: Cost, max_limit: int) -> int:
     """What the loaders must fetch, from the fake OMS's data: every planned page, the pages a
     `last` window is placed on once its probe told the count, a count call only where a list's
@@ -54,14 +67,10 @@ def expected_calls(cost: Cost, max_limit: int) -> int:
     pages = set(cost.pages)
     counts = set()
     for request in cost.lists:
-        total = len(FAKE.matching(request.order_number))
+        pages |= placed_pages(request, max_limit)
         if request.window.from_end:
-            window, probe = request.window.settle(total), request.plan
-            if request.wants_items and window.offset + window.size > probe.limit:
-                placed = plan_pages(window, max_limit)
-                kind, number = request.kind, request.order_number
-                pages |= {PageKey(kind, number, placed.limit, p) for p in placed.pages}
-            continue
+            continue  # placed by its count: no count call of its own
+        total = len(FAKE.matching(request.order_number))
         key = request.plan.pages[0]
         past_the_end = (key - 1) * request.plan.limit >= total
         fallback = ("simple", request.order_number, 1, 1)
@@ -115,10 +124,10 @@ async def test_budget_equals_the_calls_made(
             continue
         cost, made, completed = outcome
         assert made <= cost.calls  # the budget is an upper bound, reached unless data spares
-        # A `last` window is placed by the count its probe reads; the oracle does not model
-        # every such case yet, so those operations are held to the bound above only.
-        if completed and not any(r.window.from_end for r in cost.lists):
+        if completed:
             assert made == expected_calls(cost, executor.settings.upstream_max_limit), case.query
+        if any(r.window.from_end and r.wants_items for r in cost.lists):
+            event("a `last` window with items")
         event(
             "cancelled"
             if not completed
@@ -133,5 +142,78 @@ def test_the_cost_of_a_list_past_the_end_and_of_ids_a_list_brings() -> None:
     query = "{ a: orderItems(first: 10, page: 99) { nodes { id } } b: orderItem(id: 1) { id } }"
     prepared = executor.prepare(query)
     operation = prepared.operation(None)
-    cost: Any = operation_cost(executor.schema, operation, {}, {}, executor.settings)
+    variables = executor.coerce_variables(operation, {})
+    cost = operation_cost(executor.schema, operation, {}, variables, executor.settings)
     assert cost.calls == 3  # the page, its count call, the id
+
+
+# `last` windows at several page caps: the generator above meets few of them.
+CAPS = (3, 7, 10, 100)
+FILTERS = (None, "2021000002", "2021000010", "nope")
+SELECTIONS = ("nodes { id }", "nodes { id state { name } }", "edges { cursor }", "totalCount")
+
+
+@pytest.fixture(scope="module")
+def capped() -> dict[int, tuple[Executor, Executor]]:
+    return {cap: make_executors(upstream_max_limit=cap, max_upstream_calls=10**6) for cap in CAPS}
+
+
+@st.composite
+def last_windows(draw: st.DrawFn) -> tuple[int, Case]:
+    cap, number = draw(st.sampled_from(CAPS)), draw(st.sampled_from(FILTERS))
+    arguments = [f"last: {draw(st.integers(0, 30))}"]
+    if number is not None:
+        arguments.append(f'orderNumber: "{number}"')
+    if draw(st.booleans()):
+        arguments.append(f'after: "{encode_cursor(draw(st.integers(0, 320)), number)}"')
+    selection = draw(st.sampled_from(SELECTIONS))
+    query = f"{{ orderItems({', '.join(arguments)}) {{ {selection} }} }}"
+    return cap, Case("clean", query, {}, {})
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(window=last_windows())
+async def test_a_last_window_costs_its_worst_placement_exactly(
+    window: tuple[int, Case], capped: dict[int, tuple[Executor, Executor]], client: OmsClient
+) -> None:
+    """The calls made are the oracle's, and the budget exceeds them by exactly the placement
+    calls the data spared: the budget is the worst placement, no more."""
+    cap, case = window
+    for executor in capped[cap]:
+        outcome = await made_calls(executor, client, case)
+        assert outcome is not None
+        cost, made, completed = outcome
+        [request] = cost.lists
+        assert completed
+        assert made == expected_calls(cost, cap), case.query
+        spared = cost.unplaced - len(placed_pages(request, cap) - cost.pages)
+        assert cost.calls - made == spared >= 0, case.query
+        event("worst placement" if spared == 0 else "data spared placement calls")
+
+
+@pytest.mark.parametrize(
+    ("cap", "query", "calls"),
+    [
+        # The probe (page 1 of 7), then items 293-299 straddle two pages: the worst placement.
+        (7, "{ orderItems(last: 7) { nodes { id } } }", 3),
+        # An order of 5 items: the probe (page 1 of 3), then items 2-4 on pages 2 and 3 of 2.
+        (3, '{ orderItems(last: 3, orderNumber: "2021000010") { nodes { id } } }', 3),
+        (10, "{ orderItems(last: 5) { totalCount } }", 1),  # only the count: one call
+    ],
+)
+async def test_the_budget_of_a_last_window_is_reached(
+    cap: int,
+    query: str,
+    calls: int,
+    capped: dict[int, tuple[Executor, Executor]],
+    client: OmsClient,
+) -> None:
+    for executor in capped[cap]:
+        outcome = await made_calls(executor, client, Case("clean", query, {}, {}))
+        assert outcome is not None
+        cost, made, _ = outcome
+        assert made == cost.calls == calls

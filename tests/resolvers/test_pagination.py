@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import Faults
 from gateway.settings import Settings
 from resolvers.pagination import PagePlan, Window, encode_cursor, plan_pages, resolve_window
@@ -113,7 +114,7 @@ def test_bad_pagination_arguments_are_rejected_before_any_call(
     body = gateway.query(IDS, variables)
     assert body["data"] == {"orderItems": None}
     [error] = body["errors"]
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
     assert error["extensions"]["argument"] == argument
     assert upstream.calls() == 0
 

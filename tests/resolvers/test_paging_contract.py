@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import BASE, FakeOms, Faults, create_fake_app
 from gateway.server.app import create_app
 from gateway.settings import Settings
@@ -67,7 +68,7 @@ def test_a_cursor_of_a_filtered_list_does_not_page_another(gateway, upstream):
     upstream.fake.reset()
     for other in (None, number_of(upstream.fake.items[40]["order"])):
         error = error_of(gateway, o=other, f=2, a=cursor)
-        assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": "after"}
+        assert error["extensions"] == {"code": ErrorCode.BAD_USER_INPUT, "argument": "after"}
         assert "another query" in error["message"]
         error = error_of(gateway, o=other, l=2, b=cursor)
         assert error["extensions"]["argument"] == "before"
@@ -81,12 +82,12 @@ def test_a_cursor_of_a_filtered_list_does_not_page_another(gateway, upstream):
 def test_an_unfiltered_cursor_does_not_page_a_filtered_list(gateway, upstream):
     cursor = page(gateway, f=3)["pageInfo"]["endCursor"]
     error = error_of(gateway, o="2021000002", f=3, a=cursor)
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
 
 
 def test_cursors_of_an_older_version_are_refused_by_name(gateway, upstream):
     error = error_of(gateway, f=2, a="b2k6MQ==")  # "oi:1", the 0.1 format
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
     error = error_of(gateway, f=2, a=encode_cursor(1).replace("MT", "MD", 1))  # version 0
     assert "older version" in error["message"]
     assert upstream.calls() == 0
@@ -203,7 +204,7 @@ def test_bad_backward_arguments(gateway, upstream, variables, argument):
 
 def test_last_does_not_mix_with_page(gateway):
     body = gateway.query("{ orderItems(last: 3, page: 2) { totalCount } }")
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
 
 
 # --- Adaptive page size against an upstream that caps pages below upstream_max_limit. ---
@@ -297,12 +298,16 @@ def test_learning_mid_operation_still_respects_the_budget(capped, http):
         capped.fake.reset()
         body = gw.query("{ n: orderItem(id: 3) { id } orderItems(first: 100) { nodes { id } } }")
         assert body["data"] == {"n": {"id": "3"}, "orderItems": None}
-        assert body["errors"][0]["extensions"]["code"] == "COST_LIMIT"
+        assert body["errors"][0]["extensions"]["code"] == ErrorCode.COST_LIMIT
         assert capped.calls("list") + capped.calls("list-simple") == 1  # learned, not fetched
         # Once learned, the budget refuses the same field before any call.
         capped.fake.reset()
         body = gw.post("{ orderItems(first: 100) { nodes { id } } }").json()
-        assert body["errors"][0]["extensions"] == {"code": "COST_LIMIT", "cost": 15, "budget": 10}
+        assert body["errors"][0]["extensions"] == {
+            "code": ErrorCode.COST_LIMIT,
+            "cost": 15,
+            "budget": 10,
+        }
         assert capped.calls() == 0
 
 

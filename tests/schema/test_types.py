@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from graphql import GraphQLError
 
-from gateway.errors import UpstreamBadResponse
+from gateway.errors import ErrorCode, UpstreamBadResponse
 from schema.scalars import (
     _DECIMALS_SEEN,
     AcceptedStrings,
@@ -62,7 +62,7 @@ def test_decimal_strings_pass_through_unchanged(text):
 def test_non_decimal_values_are_refused(value):
     with pytest.raises(UpstreamBadResponse) as info:
         serialize_decimal(value)
-    assert info.value.extensions["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert info.value.extensions["code"] == ErrorCode.UPSTREAM_BAD_RESPONSE
 
 
 def test_decimal_input_is_validated():
@@ -74,7 +74,7 @@ def test_decimal_input_is_validated():
 def test_datetime_refuses_non_iso_text():
     with pytest.raises(UpstreamBadResponse) as info:
         serialize_datetime("yesterday")
-    assert info.value.extensions["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert info.value.extensions["code"] == ErrorCode.UPSTREAM_BAD_RESPONSE
 
 
 # Strings just inside and just outside each scalar's grammar, and non-strings equal to them.
