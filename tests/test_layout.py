@@ -41,6 +41,29 @@ def test_the_table_reads_top_down_in_the_order_of_the_layers_contract():
     assert [p for p in listed if p in as_paths] == as_paths
 
 
+def test_the_tests_mirror_the_packages():
+    """Each test directory under tests/ names a package of the code, and each subpackage of
+    gateway/ with modules of its own has its test directory: a reader finds a layer's tests
+    where its code is."""
+    test_dirs = {
+        p.parent.relative_to(ROOT / "tests").as_posix()
+        for p in (ROOT / "tests").glob("**/__init__.py")
+        if p.parent != ROOT / "tests"
+    }
+    code_dirs = {
+        p.parent.relative_to(ROOT).as_posix()
+        for top in ("gateway", "resolvers", "schema")
+        for p in (ROOT / top).glob("**/__init__.py")
+    }
+    assert test_dirs - {"e2e"} <= code_dirs
+    layers = {
+        p.parent.relative_to(ROOT).as_posix()
+        for p in ROOT.glob("gateway/*/__init__.py")
+        if p.parent.name not in ("fake_upstream", "static")
+    }
+    assert layers <= test_dirs
+
+
 def _as_path(layer: str) -> str:
     """`gateway.server` -> `gateway/server/`; the CLI is a module, the ground is gateway's root."""
     if "|" in layer:

@@ -129,6 +129,20 @@ def test_every_error_code_in_the_code_is_an_error_code_member():
     )
 
 
+def test_tests_and_bench_name_error_codes_by_member():
+    """A code spelt as a string in a test can drift from the enum and still pass against it."""
+    codes = {code.value for code in ErrorCode}
+    copies = [
+        f"{path.relative_to(ROOT)}:{line} {value!r}"
+        for top in ("tests", "bench")
+        for path in sorted((ROOT / top).rglob("*.py"))
+        if path != ROOT / "tests" / "test_readme.py"  # its parser's test data
+        for value, line in code_literals(path.read_text())
+        if value in codes
+    ]
+    assert not copies, "use gateway.errors.ErrorCode members:\n" + "\n".join(copies)
+
+
 def access_log_values(text: str, field: str) -> set[str]:
     """The values the README's access-log paragraph gives for `field`: `field` (`a`, `b` ...)."""
     found = re.search(rf"`{field}` \(([^)]*)\)", " ".join(text.split()))

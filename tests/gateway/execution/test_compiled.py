@@ -10,6 +10,7 @@ import pytest
 import strawberry
 from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, is_object_type
 
+from gateway.errors import ErrorCode
 from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen
 from gateway.execution.executor import Executor
 from gateway.fake_upstream.app import FakeOms, create_fake_app
@@ -221,7 +222,7 @@ async def test_null_propagates_to_the_nearest_nullable_parent(executors, mangled
     assert orjson.loads(outcome.data)["orderItemsByIds"][1] is None
     [error] = [orjson.loads(e) for e in outcome.errors]
     assert error["path"] == ["orderItemsByIds", 1, "product", "images", 0, "key"]
-    assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE"}
+    assert error["extensions"] == {"code": ErrorCode.UPSTREAM_BAD_RESPONSE}
     assert "ProductImage.id" in error["message"]
 
 
@@ -240,7 +241,7 @@ async def test_unexpected_errors_are_masked_alike(executors, mangled):
     outcome = await both(executors, mangled, "{ orderItem(id: 6) { product { images { url } } } }")
     assert outcome.bailed
     [error] = [orjson.loads(e) for e in outcome.errors]
-    assert error["extensions"]["code"] == "INTERNAL_ERROR"
+    assert error["extensions"]["code"] == ErrorCode.INTERNAL_ERROR
 
 
 async def test_shaping_variables_select_variants(executors, clean):
@@ -378,7 +379,10 @@ async def test_a_rerun_refuses_a_replan_the_first_run_refused(capped_mangled):
     assert fake.stats()["total"] == 2 == sum(outcome.calls.values())
     assert outcome.data == expected.data == b'{"n":{"price":null},"orderItems":null}'
     codes = {tuple(e["path"]): e["extensions"]["code"] for e in map(orjson.loads, outcome.errors)}
-    assert codes == {("n", "price"): "UPSTREAM_BAD_RESPONSE", ("orderItems",): "COST_LIMIT"}
+    assert codes == {
+        ("n", "price"): ErrorCode.UPSTREAM_BAD_RESPONSE,
+        ("orderItems",): ErrorCode.COST_LIMIT,
+    }
 
 
 # --- How a field is read: decided once (`schema.read_of`), run by graphql-core, inlined here. ---

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 
+from gateway.errors import ErrorCode
 from gateway.execution.executor import Executor
 from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.upstream.client import OmsClient
@@ -32,7 +33,7 @@ def _comparable(outcome: Outcome, case: Case) -> tuple[Any, ...]:
     for error in outcome.errors:
         parsed = orjson.loads(error)
         path = parsed.get("path") or [""]
-        immediate = len(path) == 1 and parsed["extensions"]["code"] == "BAD_USER_INPUT"
+        immediate = len(path) == 1 and parsed["extensions"]["code"] == ErrorCode.BAD_USER_INPUT
         if racy and not immediate and path[0] not in case.lists:
             continue
         by_root.setdefault(path[0], []).append(error)
