@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from aiodataloader import DataLoader
@@ -19,74 +21,92 @@ class PageKey(NamedTuple):
 
 
 class Loaders:
-    """The loaders of one operation; built per request, since aiodataloader binds to the loop."""
+    """The loaders of one operation; built per request, since aiodataloader binds to the loop.
+
+    Nothing they hold leads back to them (the batch functions share a `_Batches`, not the
+    loaders): an operation's pages and items are freed by reference counting the moment it
+    ends, rather than waiting as cyclic garbage for the collector, whose young generation a
+    50-item list would otherwise fill (and traverse) every few dozen operations."""
 
     def __init__(self, session: UpstreamSession, *, detail_concurrency: int) -> None:
         self.session = session
+        batches = _Batches(session, asyncio.Semaphore(detail_concurrency))
+        self._batches = batches
         # The pages asked for so far (loaded, loading or failed), so a plan can tell which of
         # its pages would be new calls.
         self._page_futures: dict[PageKey, asyncio.Future[Page]] = {}
+        self.items: DataLoader[int, Item | None] = DataLoader(partial(_load_items, batches))
         self.pages: DataLoader[PageKey, Page] = DataLoader(
-            self._load_pages, cache_map=self._page_futures
+            partial(_load_pages, batches), cache_map=self._page_futures
         )
-        self.items: DataLoader[int, Item | None] = DataLoader(self._load_items)
-        self._detail_slots = asyncio.Semaphore(detail_concurrency)
-        self._pending_full_pages: list[asyncio.Future[Page]] = []
-        self._seen: dict[int, Item] = {}
 
     def page(self, key: PageKey) -> asyncio.Future[Page]:
         future = self.pages.load(key)
         if key.kind == "full":
-            self._pending_full_pages.append(future)
+            self._batches.pending_full_pages.append(future)
         return future
 
     def new_pages(self, keys: list[PageKey]) -> int:
         """How many of `keys` were never asked for: each may cost a call, the others cannot."""
         return sum(1 for key in keys if key not in self._page_futures)
 
-    async def _load_pages(self, keys: list[PageKey]) -> list[Any]:
-        # A slim page whose full twin is in the same batch is served from the full one.
-        full_twins = {k._replace(kind="simple") for k in keys if k.kind == "full"}
-        fetched = [k for k in keys if k not in full_twins]
-        results = await asyncio.gather(
-            *(self._fetch_page(k) for k in fetched), return_exceptions=True
-        )
-        by_key: dict[PageKey, Any] = dict(zip(fetched, _settled(results), strict=True))
-        return [by_key[k] if k in by_key else by_key[k._replace(kind="full")] for k in keys]
 
-    async def _fetch_page(self, key: PageKey) -> Page:
-        page = await self.session.list_page(
-            key.kind, limit=key.limit, page=key.page, order_number=key.order_number
-        )
-        if key.kind == "full":
-            for item in page.results:
-                self._remember(item)
-        return page
+@dataclass(slots=True)
+class _Batches:
+    """What the batch functions of one operation's loaders share."""
 
-    def _remember(self, item: Item) -> None:
-        self._seen.setdefault(item["id"], item)
-        self.items.prime(item["id"], item)
+    session: UpstreamSession
+    detail_slots: asyncio.Semaphore
+    pending_full_pages: list[asyncio.Future[Page]] = field(default_factory=list)
+    seen: dict[int, Item] = field(default_factory=dict)
 
-    async def _load_items(self, ids: list[int]) -> list[Any]:
-        # Full pages already under way may carry these items; wait for them before paying for
-        # detail calls (their failures are theirs to report).
-        if self._pending_full_pages:
-            await asyncio.gather(*self._pending_full_pages, return_exceptions=True)
-        missing = [i for i in ids if i not in self._seen]
-        fetched = await asyncio.gather(
-            *(self._fetch_item(i) for i in missing), return_exceptions=True
-        )
-        by_id: dict[int, Any] = dict(zip(missing, _settled(fetched), strict=True))
-        return [self._seen[i] if i in self._seen else by_id[i] for i in ids]
 
-    async def _fetch_item(self, item_id: int) -> Item | None:
-        async with self._detail_slots:
-            try:
-                item = await self.session.detail(item_id)
-            except UpstreamNotFound:
-                return None
-        self._seen.setdefault(item_id, item)
-        return item
+async def _load_pages(batches: _Batches, keys: list[PageKey]) -> list[Any]:
+    # A slim page whose full twin is in the same batch is served from the full one.
+    full_twins = {k._replace(kind="simple") for k in keys if k.kind == "full"}
+    fetched = [k for k in keys if k not in full_twins]
+    results = await asyncio.gather(
+        *(_fetch_page(batches, k) for k in fetched), return_exceptions=True
+    )
+    by_key: dict[PageKey, Any] = dict(zip(fetched, _settled(results), strict=True))
+    return [by_key[k] if k in by_key else by_key[k._replace(kind="full")] for k in keys]
+
+
+async def _fetch_page(batches: _Batches, key: PageKey) -> Page:
+    page = await batches.session.list_page(
+        key.kind, limit=key.limit, page=key.page, order_number=key.order_number
+    )
+    if key.kind == "full":
+        # The items loader serves these from `seen` (see `_load_items`), without a detail
+        # call; not primed item by item, which costs a future per item of every page.
+        seen = batches.seen
+        for item in page.results:
+            seen.setdefault(item["id"], item)
+    return page
+
+
+async def _load_items(batches: _Batches, ids: list[int]) -> list[Any]:
+    # Full pages already under way may carry these items; wait for them before paying for
+    # detail calls (their failures are theirs to report).
+    if batches.pending_full_pages:
+        await asyncio.gather(*batches.pending_full_pages, return_exceptions=True)
+    seen = batches.seen
+    missing = [i for i in ids if i not in seen]
+    fetched = await asyncio.gather(
+        *(_fetch_item(batches, i) for i in missing), return_exceptions=True
+    )
+    by_id: dict[int, Any] = dict(zip(missing, _settled(fetched), strict=True))
+    return [seen[i] if i in seen else by_id[i] for i in ids]
+
+
+async def _fetch_item(batches: _Batches, item_id: int) -> Item | None:
+    async with batches.detail_slots:
+        try:
+            item = await batches.session.detail(item_id)
+        except UpstreamNotFound:
+            return None
+    batches.seen.setdefault(item_id, item)
+    return item
 
 
 def _settled(results: list[Any]) -> list[Any]:

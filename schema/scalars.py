@@ -18,11 +18,38 @@ DateTime = NewType("DateTime", str)
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 
 
+class AcceptedStrings(set[str]):
+    """Upstream strings a scalar has already accepted, so a repeat skips the check (a 50-item
+    list checks ~870 amounts and timestamps, many the same). Only a verdict is kept: the
+    value answered is always the one passed in. Bounded in entries and in each string's
+    length, and emptied when full: it can neither grow without bound nor hold a large body.
+    A set, so that the lookup on the hot path is the set's own."""
+
+    def __init__(self, max_entries: int = 4096, max_length: int = 64) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+        self.max_length = max_length
+
+    def add(self, value: str) -> None:
+        if len(value) <= self.max_length:
+            if len(self) >= self.max_entries:
+                self.clear()
+            super().add(value)
+
+
+_DECIMALS_SEEN = AcceptedStrings()
+_DATETIMES_SEEN = AcceptedStrings()
+
+
 def serialize_decimal(value: Any) -> str:
     # A float has already lost the exact amount, so it is refused rather than printed.
-    if type(value) is str and _DECIMAL.fullmatch(value):
-        return value
-    if type(value) is int:
+    if type(value) is str:
+        if value in _DECIMALS_SEEN:
+            return value
+        if _DECIMAL.fullmatch(value):
+            _DECIMALS_SEEN.add(value)
+            return value
+    elif type(value) is int:
         return str(value)
     raise UpstreamBadResponse("The OMS API sent an amount that is not a decimal string.")
 
@@ -40,11 +67,14 @@ def serialize_datetime(value: Any) -> str:
     # The upstream's ISO 8601 text already names the instant; re-formatting it would only risk
     # changing precision or zone notation.
     if type(value) is str:
+        if value in _DATETIMES_SEEN:
+            return value
         try:
             datetime.fromisoformat(value)
         except ValueError:
             pass
         else:
+            _DATETIMES_SEEN.add(value)
             return value
     raise UpstreamBadResponse("The OMS API sent a timestamp that is not ISO 8601.")
 

@@ -223,11 +223,16 @@ class OmsClient:
     ) -> Reply:
         settings = self.settings
         slots = self.resilience.slots
-        try:
-            async with asyncio.timeout(deadline - self.clock.monotonic()):
-                await slots.acquire()
-        except TimeoutError:
-            raise _NoSlot("no upstream slot before the deadline", retryable=True) from None
+        if slots.locked():
+            try:
+                async with asyncio.timeout(deadline - self.clock.monotonic()):
+                    await slots.acquire()
+            except TimeoutError:
+                raise _NoSlot("no upstream slot before the deadline", retryable=True) from None
+        else:
+            # A free slot is taken without suspending, so no timer is needed to bound the wait
+            # (nothing runs between the check and the take).
+            await slots.acquire()
         try:
             # The total timeout bounds the whole attempt, connect to the body's last byte.
             budget = min(settings.upstream_total_timeout, deadline - self.clock.monotonic())
@@ -400,7 +405,18 @@ def _is_item(value: Any, *, nested: bool) -> bool:
     if type(value) is not dict or type(value.get("id")) is not int:
         return False
     shape = dict if nested else int
-    return all(type(value.get(key)) is shape for key in SIMPLE_BY_ID)
+    # Plain loops, not all() over generators: a page checks this for each of its items.
+    for key in SIMPLE_BY_ID:
+        if type(value.get(key)) is not shape:
+            return False
+    return True
+
+
+def _all_items(values: list[Any], *, nested: bool) -> bool:
+    for value in values:
+        if not _is_item(value, nested=nested):
+            return False
+    return True
 
 
 def _parse_page(body: Any, *, nested: bool, endpoint: str) -> Page:
@@ -409,7 +425,7 @@ def _parse_page(body: Any, *, nested: bool, endpoint: str) -> Page:
         or type(body.get("count")) is not int
         or not 0 <= body["count"] <= _INT_MAX  # `totalCount` is a GraphQL Int
         or type(body.get("results")) is not list
-        or not all(_is_item(item, nested=nested) for item in body["results"])
+        or not _all_items(body["results"], nested=nested)
     ):
         raise UpstreamBadResponse(f"The OMS API sent a mis-shaped page for {endpoint}.")
     results: list[Item] = body["results"]

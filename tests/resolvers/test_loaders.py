@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import time
+import weakref
+
+import pytest
+
+from gateway.execution.executor import Executor
 from gateway.fake_upstream.app import Faults
+from gateway.settings import UPSTREAM_CLIENTS, Settings
+from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
+from resolvers.context import Context
+from resolvers.loaders import Loaders
+from schema import make_schema
+from tests.conftest import AUTH
 
 
 def test_same_page_under_two_aliases_is_fetched_once(gateway, upstream):
@@ -66,3 +79,51 @@ def test_detail_calls_run_concurrently_under_the_cap(make_gateway, upstream):
     stats = upstream.fake.stats()
     assert stats["calls"] == {"detail": 20}
     assert stats["max_in_flight"] == 4
+
+
+# What an operation builds must die with it by reference counting: as cyclic garbage, a 50-item
+# list's pages and items waited for the collector, which then ran every few dozen operations.
+_OPERATIONS = {
+    "nested list": "{ orderItems(first: 20) { nodes { id price state { name } } } }",
+    "slim list and its full twin": (
+        "{ a: orderItems(first: 5) { nodes { id } } b: orderItems(first: 5) { nodes { product { sku } } } }"
+    ),
+    "detail and ids": "{ orderItem(id: 7) { id } orderItemsByIds(ids: [7, 8, 7]) { id } }",
+}
+
+
+@pytest.mark.parametrize("client_name", UPSTREAM_CLIENTS)
+async def test_an_operation_leaves_no_cyclic_garbage(upstream, client_name):
+    settings = Settings(upstream_url=upstream.url, upstream_client=client_name)
+    executor = Executor(make_schema(settings)._schema, settings)
+    async with open_http_client(settings) as transport:
+        client = OmsClient(transport, settings)
+
+        calls: dict[str, int] = {}
+
+        async def operation(query: str) -> weakref.ref[Loaders]:
+            session = UpstreamSession(client, AUTH["Authorization"], time.monotonic() + 30)
+            context = Context(settings, session, Loaders(session, detail_concurrency=3), "req")
+            prepared = executor.prepare(query)
+            result = await executor.execute(prepared, prepared.operation(None), None, context)
+            assert not result.errors and result.engine == "compiled"
+            assert session.calls  # the loaders fetched something
+            calls.clear()
+            calls.update(session.calls)
+            return weakref.ref(context.loaders)
+
+        for query in _OPERATIONS.values():
+            await operation(query)  # warm: connections, compiled variants
+        gc.collect()
+        gc.disable()
+        try:
+            for name, query in _OPERATIONS.items():
+                loaders = await operation(query)
+                assert loaders() is None, name  # freed when the operation let go of it
+                left = gc.collect()
+                # httpx's own request objects make one small cycle per call (no body in it).
+                assert (
+                    left == 0 if client_name == "aiohttp" else left < 100 * sum(calls.values())
+                ), name
+        finally:
+            gc.enable()

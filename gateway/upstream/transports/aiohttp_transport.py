@@ -32,8 +32,8 @@ class AiohttpTransport(ClosesOnExit):
         )
         # aiohttp repeats an idempotent request once by itself when the connection drops; the
         # retries belong to OmsClient, which counts them against the deadline and the breaker
-        # (tests/gateway/upstream/test_faults.py counts the connections). No public switch exists; its
-        # own test client turns this attribute off the same way.
+        # (tests/gateway/upstream/test_faults.py counts the connections). No public switch
+        # exists; its own test client turns this attribute off the same way.
         self.session._retry_connection = False
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
 
