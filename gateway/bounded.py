@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+def remember(table: dict[K, V], key: K, make: Callable[[], V], limit: int) -> V:
+    """`table[key]`, made once and kept while `table` has fewer than `limit` entries; a key that
+    cannot be hashed (a list in the variables) is made for this call only. For small
+    per-operation tables whose owner is itself bounded by bytes (the document cache)."""
+    try:
+        return table[key]
+    except KeyError:
+        pass
+    except TypeError:
+        return make()
+    value = make()
+    if len(table) < limit:
+        table[key] = value
+    return value
 
 
 class ByteLRU(Generic[V]):

@@ -38,6 +38,7 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues
 
+from gateway.bounded import remember
 from gateway.upstream.client import SIMPLE_BY_ID
 from resolvers.planner import NO_SHAPE, ListShape
 from resolvers.roots import Root, root_of
@@ -207,17 +208,7 @@ class OperationPlans:
         return tuple(coerced.get(name, _ABSENT) for name in self.shaping)
 
     def plan(self, variables: VariableValues) -> Plan:
-        key = self.key(variables)
-        try:
-            return self.plans[key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable value: plan for this request only
-            return self._plan(variables)
-        plan = self._plan(variables)
-        if len(self.plans) < MAX_PLANS:
-            self.plans[key] = plan
-        return plan
+        return remember(self.plans, self.key(variables), lambda: self._plan(variables), MAX_PLANS)
 
     def _plan(self, variables: VariableValues) -> Plan:
         return plan_operation(

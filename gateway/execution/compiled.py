@@ -36,8 +36,9 @@ from graphql.execution.collect_fields import FieldDetails, FragmentDetails, coll
 from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import Undefined, gather_with_cancel
 
+from gateway.bounded import remember
 from resolvers.context import Context
-from resolvers.plan import OperationPlans, Plan, selections
+from resolvers.plan import MAX_PLANS, OperationPlans, Plan, selections
 from resolvers.planner import NO_SHAPE, ListShape
 from resolvers.roots import Root
 from schema import Read, read_of
@@ -45,8 +46,6 @@ from schema.types import OBJECTS, PURE
 
 logger = logging.getLogger("gateway.compiled")
 
-# Variants (one per combination of the variables that shape a plan) kept per operation.
-MAX_VARIANTS = 32
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
@@ -472,17 +471,10 @@ class CompiledOperation:
         return await variant.execute(context, variables)
 
     def variant(self, variables: VariableValues) -> _Variant | Fallback:
-        key = self.plans.key(variables)
-        try:
-            return self.variants[key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable value: compile for this request only
-            return self._compile(variables)
-        variant = self._compile(variables)
-        if len(self.variants) < MAX_VARIANTS:
-            self.variants[key] = variant
-        return variant
+        # One variant per plan: the same shaping key and the same bound.
+        return remember(
+            self.variants, self.plans.key(variables), lambda: self._compile(variables), MAX_PLANS
+        )
 
     def _compile(self, variables: VariableValues) -> _Variant | Fallback:
         plans = self.plans

@@ -24,7 +24,7 @@ from graphql import (
 )
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
-from gateway.bounded import ByteLRU
+from gateway.bounded import ByteLRU, remember
 from gateway.errors import ErrorCode, RequestError, request_error
 from gateway.execution.compiled import CompiledOperation, Engine, Fallback
 from gateway.execution.limits import Limits, OverLimit, check_document
@@ -284,17 +284,18 @@ class Executor:
         """The budget's figure, once per combination of the variables' values and the page cap:
         it reads nothing else (they select the plan and give the root fields' arguments)."""
         figures = self.plans(prepared, operation).calls
-        key = (tuple(variables.coerced.items()), max_limit)
-        try:
-            calls, keep = figures.get(key), len(figures) < MAX_FIGURES
-        except TypeError:  # an unhashable value (a list of ids): counted for this request only
-            calls, keep = None, False
-        if calls is not None:
-            return calls
-        plan = self.plan(prepared, operation, variables)
-        calls = plan_cost(plan, variables, self.settings, max_limit).calls
-        if keep:
-            figures[key] = calls
+        kept = len(figures)
+        calls = remember(
+            figures,
+            (tuple(variables.coerced.items()), max_limit),
+            lambda: (
+                plan_cost(
+                    self.plan(prepared, operation, variables), variables, self.settings, max_limit
+                ).calls
+            ),
+            MAX_FIGURES,
+        )
+        if len(figures) > kept:
             self.cache.charge(prepared.query, FIGURE_BYTES)
         return calls
 
