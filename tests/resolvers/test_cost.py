@@ -19,7 +19,7 @@ from resolvers.loaders import Loaders, PageKey
 from resolvers.pagination import encode_cursor, plan_pages
 from tests.conftest import AUTH, serve
 from tests.generated import Case, cases
-from tests.support import make_executors, oms_client
+from tests.support import WIDE_DOCUMENTS, make_executors, oms_client
 
 FAKE = FakeOms()
 
@@ -38,14 +38,7 @@ async def client(fake_url: str) -> AsyncIterator[OmsClient]:
 
 @pytest.fixture(scope="module")
 def executors() -> tuple[Executor, Executor]:
-    return make_executors(
-        max_tokens=20000,
-        max_aliases=500,
-        max_directives=500,
-        max_selection_set=1000,
-        max_field_comparisons=10**9,
-        max_upstream_calls=10**6,
-    )
+    return make_executors(**WIDE_DOCUMENTS, max_upstream_calls=10**6)
 
 
 def placed_pages(request: ListRequest, max_limit: int) -> set[PageKey]:

@@ -15,7 +15,15 @@ from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.upstream.client import OmsClient
 from tests.conftest import serve
 from tests.generated import Case, cases
-from tests.support import FaultSwitch, Outcome, make_executors, mangled_items, oms_client, run
+from tests.support import (
+    WIDE_DOCUMENTS,
+    FaultSwitch,
+    Outcome,
+    make_executors,
+    mangled_items,
+    oms_client,
+    run,
+)
 
 
 def _comparable(outcome: Outcome, case: Case) -> tuple[Any, ...]:
@@ -59,14 +67,7 @@ async def clients(
 
 @pytest.fixture(scope="module")
 def paths() -> tuple[Executor, Executor]:
-    # Generated documents are wide; the operation limits are not what this test is about.
-    return make_executors(
-        max_tokens=20000,
-        max_aliases=500,
-        max_directives=500,
-        max_selection_set=1000,
-        max_field_comparisons=10**9,
-    )
+    return make_executors(**WIDE_DOCUMENTS)
 
 
 def _example(scenario: str, query: str, *, bails: bool, **fields: Any) -> Case:
