@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NewType
 
@@ -89,6 +90,14 @@ def parse_datetime(value: Any) -> str:
     raise GraphQLError(
         "DateTime values are ISO 8601 strings.", extensions={"code": ErrorCode.BAD_USER_INPUT}
     )
+
+
+# Each serializer's memo, for code that inlines the lookup (the compiled projectors): a string
+# in it is answered as is, exactly as the serializer itself would answer it.
+ACCEPTED: dict[Callable[[Any], str], AcceptedStrings] = {
+    serialize_decimal: _DECIMALS_SEEN,
+    serialize_datetime: _DATETIMES_SEEN,
+}
 
 
 SCALAR_MAP: dict[object, ScalarDefinition] = {
