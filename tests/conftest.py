@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 
 from gateway.fake_upstream.app import DEMO_TOKEN, FakeOms, create_fake_app
 from gateway.server.app import create_app
@@ -21,6 +22,12 @@ from gateway.settings import UPSTREAM_CLIENTS, Settings
 from gateway.upstream.resilience import Clock
 
 AUTH = {"Authorization": f"Token {DEMO_TOKEN}"}
+
+# The property tests replay the same examples on every run, so a red run is a change's doing and
+# not a new draw; `pytest --hypothesis-profile explore` searches new ones.
+hypothesis_settings.register_profile("replay", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("replay")
 
 
 def free_port() -> int:

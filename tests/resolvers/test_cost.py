@@ -56,8 +56,9 @@ def placed_pages(request: ListRequest, max_limit: int) -> set[PageKey]:
 def expected_calls(cost: Cost, max_limit: int) -> int:
     """What the loaders must fetch, from the fake OMS's data: every planned page, the pages a
     `last` window is placed on once its probe told the count, a count call only where a list's
-    pages are all past the end, and the ids no full page brings."""
-    pages = set(cost.pages)
+    pages are all past the end, and the ids no planned full page brings."""
+    planned = set(cost.pages)
+    pages = set(planned)
     counts = set()
     for request in cost.lists:
         pages |= placed_pages(request, max_limit)
@@ -71,8 +72,10 @@ def expected_calls(cost: Cost, max_limit: int) -> int:
             counts.add(fallback)
     # A slim page is served by its full twin when both are wanted (as Cost.page_calls).
     calls = {k for k in pages if k.kind == "full" or k._replace(kind="full") not in pages}
+    # Only planned pages spare detail calls: the ids are asked for in the operation's first
+    # tick, while a `last` window's placed page is asked for once its probe has answered.
     brought: set[int] = set()
-    for page in pages:
+    for page in planned:
         if page.kind == "full":
             items = FAKE.matching(page.order_number)
             brought |= {
