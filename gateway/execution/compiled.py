@@ -6,6 +6,7 @@ import keyword
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal
 
 from graphql import (
@@ -120,6 +121,9 @@ class _Codegen:
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {"_Bail": _Bail, "_Undefined": Undefined}
         self.count = 0
+        # The functions of each object plan, by its id: one each, however often called.
+        self.functions: dict[int, str] = {}
+        self.slows: dict[int, str] = {}
 
     def fresh(self, prefix: str) -> str:
         self.count += 1
@@ -144,32 +148,92 @@ class _Codegen:
         )
 
     def object(self, plan: ObjectPlan) -> str:
-        name = self.fresh("object")
-        by_attribute = plan.by_attribute
-        lines = [f"def {name}(s):"]
-        if by_attribute:
-            lines.append("    if type(s) is dict: raise _Bail")
+        """The name of a function projecting one value of `plan` (a list's items call it)."""
+        name = self.functions.get(id(plan))
+        if name is None:
+            name = self.functions[id(plan)] = self.fresh("object")
+            lines = [f"def {name}(s):", *_indent(self.inline(plan, "s", "r")), "    return r"]
+            self.define(name, lines)
+        return name
+
+    def inline(self, plan: ObjectPlan, src: str, dst: str) -> list[str]:
+        """Lines that project the value in `src` into `dst`.
+
+        An upstream dict nearly always has every key its selection reads: one `itemgetter`
+        takes them all at C speed, and a missing key (a null, as graphql-core reads it) sends
+        the value to the `.get` reads of `slow`, which project it exactly the same way.
+        """
+        if plan.by_attribute:
+            head = [f"if type({src}) is dict: raise _Bail"]
+            return head + self.fields(plan, src, dst, None, inline=True)
+        keyed: list[tuple[str, str]] = []
+        body = self.fields(plan, src, dst, keyed, inline=True)
+        head = [f"if type({src}) is not dict: raise _Bail"]
+        if not keyed:
+            return head + body
+        names = [name for _, name in keyed]
+        if len(keyed) == 1:
+            fetch = f"{keyed[0][0]} = {src}[{names[0]!r}]"
         else:
-            lines += ["    if type(s) is not dict: raise _Bail", "    g = s.get"]
+            getter = self.bind("get", itemgetter(*names))
+            fetch = f"{', '.join(var for var, _ in keyed)} = {getter}({src})"
+        return [
+            *head,
+            "try:",
+            f"    {fetch}",
+            "except KeyError:",
+            f"    {dst} = {self.slow(plan)}({src})",
+            "else:",
+            *_indent(body),
+        ]
+
+    def fields(
+        self,
+        plan: ObjectPlan,
+        src: str,
+        dst: str,
+        keyed: list[tuple[str, str]] | None,
+        *,
+        inline: bool,
+    ) -> list[str]:
+        """The reads and completions of `plan`'s fields, then `dst` built from them. Key reads
+        are left to the caller, named in `keyed` (variable, key), unless `keyed` is None. Objects
+        below are projected `inline`, or by calling their function (code size stays linear)."""
+        lines: list[str] = []
         entries: list[str] = []
-        for index, f in enumerate(plan.fields):
+        for f in plan.fields:
             if f.typename is not None:
                 entries.append(f"{f.key!r}: {f.typename!r}")
                 continue
-            var = f"v{index}"
-            lines.append(f"    {var} = {self.read(f, by_attribute)}")
-            lines += _indent(self.complete(f, f.type, var))
+            var = self.fresh("v")
+            if keyed is not None and f.read is Read.KEY:
+                assert f.python_name is not None
+                keyed.append((var, f.python_name))
+            else:
+                lines.append(f"{var} = {self.read(f, plan.by_attribute, src)}")
+            lines += self.complete(f, f.type, var, inline=inline)
             entries.append(f"{f.key!r}: {var}")
-        lines.append("    return {" + ", ".join(entries) + "}")
-        self.define(name, lines)
+        lines.append(f"{dst} = {{" + ", ".join(entries) + "}")
+        return lines
+
+    def slow(self, plan: ObjectPlan) -> str:
+        """A function projecting a dict of `plan` that lacks a key: each field read by `.get`."""
+        name = self.slows.get(id(plan))
+        if name is None:
+            name = self.slows[id(plan)] = self.fresh("slow")
+            body = self.fields(plan, "s", "r", None, inline=False)
+            lines = [f"def {name}(s):", "    g = s.get", *_indent(body)]
+            self.define(name, [*lines, "    return r"])
         return name
 
-    def read(self, f: FieldPlan, by_attribute: bool) -> str:
-        """The read of `f` from `s`, the object's value: the read graphql-core makes (`f.read`),
-        inlined; the object's guard has made sure `s` is a dict (`g` is its `get`) or is not."""
+    def read(self, f: FieldPlan, by_attribute: bool, src: str = "s") -> str:
+        """The read of `f` from `src`, the object's value: the read graphql-core makes
+        (`f.read`), inlined; the object's guard has made sure `src` is a dict (`g` is its
+        `get`, bound where the dict is `s`) or is not."""
         if f.read is Read.RESOLVER:
             assert f.resolver is not None
-            return f"{self.bind('resolver', f.resolver)}(s, **{self.bind('kwargs', f.kwargs)})"
+            resolver, kwargs = self.bind("resolver", f.resolver), self.bind("kwargs", f.kwargs)
+            return f"{resolver}({src}, **{kwargs})"
         name = f.python_name
         assert name is not None
         if f.read is not (Read.ATTRIBUTE if by_attribute else Read.KEY):
@@ -177,18 +241,20 @@ class _Codegen:
         if f.read is Read.KEY:
             return f"g({name!r})"  # dict.get
         if name.isidentifier() and not keyword.iskeyword(name):
-            return f"s.{name}"  # getattr
-        return f"getattr(s, {name!r})"
+            return f"{src}.{name}"  # getattr
+        return f"getattr({src}, {name!r})"
 
-    def complete(self, f: FieldPlan, type_: GraphQLOutputType, var: str) -> list[str]:
+    def complete(
+        self, f: FieldPlan, type_: GraphQLOutputType, var: str, *, inline: bool = True
+    ) -> list[str]:
         """Lines that turn `var` into its response value in place, or raise."""
         if is_non_null_type(type_):
-            return self.complete_present(f, type_.of_type, var, non_null=True)
-        lines = self.complete_present(f, type_, var, non_null=False)
+            return self.complete_present(f, type_.of_type, var, non_null=True, inline=inline)
+        lines = self.complete_present(f, type_, var, non_null=False, inline=inline)
         return [f"if {var} is not None:", *_indent(lines, 1)] if lines else []
 
     def complete_present(
-        self, f: FieldPlan, type_: GraphQLOutputType, var: str, *, non_null: bool
+        self, f: FieldPlan, type_: GraphQLOutputType, var: str, *, non_null: bool, inline: bool
     ) -> list[str]:
         """The completion of a value known not to be null, unless `non_null` (then null raises)."""
         if is_list_type(type_):
@@ -202,7 +268,10 @@ class _Codegen:
             return [f"if type({var}) is not list: raise _Bail", f"{var} = [{each} for x in {var}]"]
         if is_object_type(type_):
             assert f.sub is not None
-            return [f"{var} = {self.object(f.sub)}({var})"]  # a null is not a dict: it bails
+            # A null is not a dict: it bails.
+            if inline:
+                return self.inline(f.sub, var, var)
+            return [f"{var} = {self.object(f.sub)}({var})"]
         if not is_scalar_type(type_) or type_.coerce_output_value is None:
             raise Unsupported(f"the type {type_}")
         coerce = type_.coerce_output_value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from gateway.errors import ErrorCode
 from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen
 from gateway.execution.executor import Executor
 from gateway.fake_upstream.app import FakeOms, create_fake_app
+from gateway.fake_upstream.data import make_items
 from gateway.upstream.client import OmsClient
 from schema import READERS, Read, install_readers, read_of
 from schema.types import OBJECTS
@@ -235,6 +237,42 @@ async def test_null_in_a_page_nulls_the_list(executors, mangled):
         ["orderItems", "nodes", 1, "price"],
         ["orderItems", "nodes", 2, "product", "images", 0, "id"],
     ]
+
+
+def _sparse_items() -> list[dict[str, Any]]:
+    """Items lacking keys, which graphql-core reads as null: a nullable field at each level
+    (item, nested object, list element), then a non-null one (`order`, an image's `id`)."""
+    items = [copy.deepcopy(item) for item in make_items(12)]  # each its own nested dicts
+    for item_id, path in [
+        (2, "price"), (3, "product.productimage_set.0.url"), (4, "state.enum_value"),
+        (5, "price_list.code"), (6, "extra_field.stock_extra_field"), (7, "stock_list"),
+        (8, "order"), (9, "product.productimage_set.0.id"),
+    ]:  # fmt: skip
+        *parents, key = path.split(".")
+        target: Any = items[item_id - 1]
+        for parent in parents:
+            target = target[int(parent)] if parent.isdigit() else target[parent]
+        del target[key]
+    return items
+
+
+@pytest.fixture(scope="module")
+async def sparse() -> AsyncIterator[OmsClient]:
+    with serve(create_fake_app(FakeOms(items=_sparse_items()))) as url:
+        async with oms_client(url) as client:
+            yield client
+
+
+@pytest.mark.parametrize(("first", "compiled"), [(7, True), (8, False), (12, False)])
+async def test_missing_keys_read_as_null_alike(executors, sparse, first, compiled):
+    # The projectors take an object's keys at once and read a dict lacking one key by key.
+    query = ITEM_FIELDS + f"{{ orderItems(first: {first}) {{ nodes {{ ...ItemFields }} }} }}"
+    outcome = await both(executors, sparse, query)
+    assert outcome.compiled == compiled and bool(outcome.errors) != compiled
+    if compiled:
+        nodes = orjson.loads(outcome.data)["orderItems"]["nodes"]
+        assert nodes[1]["price"] is None and nodes[6]["stockList"] is None
+        assert nodes[2]["product"]["images"][0]["url"] is None
 
 
 async def test_unexpected_errors_are_masked_alike(executors, mangled):
