@@ -39,7 +39,7 @@ from graphql.pyutils import Undefined, gather_with_cancel
 
 from gateway.bounded import remember
 from resolvers.context import Context
-from resolvers.plan import MAX_PLANS, OperationPlans, Plan, selections
+from resolvers.plan import MAX_PLANS, OperationPlans, Plan, reads_variables, selections
 from resolvers.planner import NO_SHAPE, ListShape
 from resolvers.roots import Root
 from schema import Read, read_of
@@ -106,6 +106,8 @@ class RootPlan:
     complete: Callable[[Any], Any]  # the fast projection of the fetched value
     entry: Root | None = None  # the registry's entry: how the field fetches
     shape: ListShape = NO_SHAPE  # what its fetch reads of its selection, once per variant
+    # Its argument values when the document spells them all out (no variable): read once.
+    arguments: dict[str, Any] | None = None
 
 
 # --- The fast path: one generated function per selection, plain dict reads and type checks. ---
@@ -417,6 +419,9 @@ class _Variant:
             if root.definition is None:
                 arguments.append({})
                 continue
+            if root.arguments is not None:
+                arguments.append(root.arguments)
+                continue
             try:
                 arguments.append(
                     get_argument_values(
@@ -506,12 +511,34 @@ def _compile(
             raise Unsupported(f"the root field {field_plan.name}")
         else:
             complete = codegen.root(field_plan)
-            roots.append(RootPlan(field_plan, definition, complete, root.entry, root.shape))
+            roots.append(
+                RootPlan(
+                    field_plan,
+                    definition,
+                    complete,
+                    root.entry,
+                    root.shape,
+                    _constant_arguments(definition, field_plan.nodes[0], hide_suggestions),
+                )
+            )
     return _Variant(roots, hide_suggestions)
 
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _constant_arguments(
+    definition: GraphQLField, node: FieldNode, hide_suggestions: bool
+) -> dict[str, Any] | None:
+    """The field's argument values if no variable feeds them (the fetches only read them), so
+    a request need not coerce them again; else None, and each request coerces its own."""
+    if reads_variables(node):
+        return None
+    try:
+        return get_argument_values(definition, node, None, None, hide_suggestions)
+    except GraphQLError:
+        return None  # each request reports it, as graphql-core does
 
 
 # --- The operation: a static verdict, then one compiled variant per shaping combination. ---

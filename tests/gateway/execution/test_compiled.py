@@ -500,3 +500,14 @@ def test_a_type_is_read_one_way():
     # Its values are Python objects where one field gives them and dicts where another does.
     with pytest.raises(ValueError, match="declare OBJECTS on every field giving Inner,"):
         install_readers(strawberry.Schema(query=_Root)._schema)
+
+
+async def test_arguments_spelt_out_are_coerced_once(executors, clean):
+    query = "query($n: Int) { a: orderItems(first: 2) { totalCount } b: orderItems(first: $n) { totalCount } }"
+    for n in (1, 3):
+        assert (await both(executors, clean, query, {"n": n}, ordered=False)).compiled
+    prepared = executors[1].prepare(query)
+    [variant] = executors[1].compiled(prepared, prepared.operation(None)).variants.values()
+    assert not isinstance(variant, str)
+    assert [root.arguments is not None for root in variant.roots] == [True, False]
+    assert variant.roots[0].arguments is not None and variant.roots[0].arguments["first"] == 2
