@@ -269,9 +269,18 @@ class _Codegen:
             named = item.of_type if item_non_null else item
             if not is_object_type(named) or f.sub is None:
                 raise Unsupported(f"a list of {named}")
+            check = f"if type({var}) is not list: raise _Bail"
+            if inline:
+                # A loop with the item's projection inline: no call per item.
+                items, out, x = self.fresh("items"), self.fresh("out"), self.fresh("x")
+                each = self.inline(f.sub, x, x)
+                if not item_non_null:
+                    each = [f"if {x} is not None:", *_indent(each)]
+                loop = [f"for {x} in {items}:", *_indent(each), f"    {out}({x})"]
+                return [check, f"{items} = {var}", f"{var} = []", f"{out} = {var}.append", *loop]
             project = self.object(f.sub)
-            each = f"{project}(x)" if item_non_null else f"None if x is None else {project}(x)"
-            return [f"if type({var}) is not list: raise _Bail", f"{var} = [{each} for x in {var}]"]
+            call = f"{project}(x)" if item_non_null else f"None if x is None else {project}(x)"
+            return [check, f"{var} = [{call} for x in {var}]"]
         if is_object_type(type_):
             assert f.sub is not None
             # A null is not a dict: it bails.
