@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
 
+import orjson
 from graphql import (
     ExecutionResult,
     FieldNode,
@@ -180,7 +181,7 @@ class _Codegen:
         if len(keyed) == 1:
             fetch = f"{keyed[0][0]} = {src}[{names[0]!r}]"
         else:
-            getter = self.bind("get", itemgetter(*names))
+            getter = self.bind("get", itemgetter(*_decoded_keys(names)))
             fetch = f"{', '.join(var for var, _ in keyed)} = {getter}({src})"
         return [
             *head,
@@ -353,6 +354,15 @@ def _beyond_defaults(function: Callable[..., Any], kwargs: dict[str, Any]) -> di
 
 
 _PLAIN = (type(None), bool, int, str)
+
+
+def _decoded_keys(names: list[str]) -> list[str]:
+    """`names` as the str objects orjson gives the keys it decodes: it hands out one cached
+    object per key, so a lookup with it matches by identity instead of comparing characters
+    (an order item's 23 keys: ~700 -> ~300 ns). Any equal string finds the same values."""
+    unique = list(dict.fromkeys(names))  # an alias may read a key twice
+    decoded = dict(zip(unique, orjson.loads(orjson.dumps(dict.fromkeys(unique))), strict=True))
+    return [decoded[name] for name in names]
 
 
 def _is_identity(coerce: Callable[[Any], Any]) -> bool:

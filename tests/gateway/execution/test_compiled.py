@@ -12,7 +12,7 @@ import strawberry
 from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, is_object_type
 
 from gateway.errors import ErrorCode
-from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen
+from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen, _decoded_keys
 from gateway.execution.executor import Executor
 from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.fake_upstream.data import make_items
@@ -511,3 +511,11 @@ async def test_arguments_spelt_out_are_coerced_once(executors, clean):
     assert not isinstance(variant, str)
     assert [root.arguments is not None for root in variant.roots] == [True, False]
     assert variant.roots[0].arguments is not None and variant.roots[0].arguments["first"] == 2
+
+
+def test_projectors_look_keys_up_with_the_decoders_own_strings():
+    # orjson hands out one cached str per key; a lookup with that very object skips comparing
+    # characters. Aliases reading one key twice keep their places.
+    keys = _decoded_keys(["price", "id", "price"])
+    [decoded] = orjson.loads(b'{"price": 1}')
+    assert keys == ["price", "id", "price"] and keys[0] is decoded and keys[2] is decoded
