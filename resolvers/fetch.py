@@ -124,7 +124,11 @@ async def fetch_connection(
 async def _fetch_plan(
     loaders: Loaders, request: ListRequest, window: Window, plan: PagePlan, count: int | None
 ) -> Connection:
-    pages = await asyncio.gather(*(_page_or_none(loaders.page(k)) for k in _keys(request, plan)))
+    keys = _keys(request, plan)
+    if len(keys) == 1:
+        pages = [await _page_or_none(loaders.page(keys[0]))]  # no task for a lone page
+    else:
+        pages = await asyncio.gather(*(_page_or_none(loaders.page(k)) for k in keys))
     if count is None:
         count = next((p.count for p in pages if p is not None), None)
     if count is None:

@@ -247,6 +247,14 @@ def selections(selection_set: SelectionSetNode) -> list[Any]:
     return found
 
 
+def reads_variables(node: FieldNode) -> bool:
+    """Whether any argument of `node` names a variable: if not, its values are the document's."""
+    names: set[str] = set()
+    for argument in node.arguments or ():
+        _collect_variables(argument.value, names)
+    return bool(names)
+
+
 def _collect_variables(value: ValueNode, names: set[str]) -> None:
     if isinstance(value, VariableNode):
         names.add(value.name.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -11,9 +12,10 @@ import strawberry
 from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, is_object_type
 
 from gateway.errors import ErrorCode
-from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen
+from gateway.execution.compiled import CompiledOperation, FieldPlan, _Codegen, _decoded_keys
 from gateway.execution.executor import Executor
 from gateway.fake_upstream.app import FakeOms, create_fake_app
+from gateway.fake_upstream.data import make_items
 from gateway.upstream.client import OmsClient
 from schema import READERS, Read, install_readers, read_of
 from schema.types import OBJECTS
@@ -235,6 +237,42 @@ async def test_null_in_a_page_nulls_the_list(executors, mangled):
         ["orderItems", "nodes", 1, "price"],
         ["orderItems", "nodes", 2, "product", "images", 0, "id"],
     ]
+
+
+def _sparse_items() -> list[dict[str, Any]]:
+    """Items lacking keys, which graphql-core reads as null: a nullable field at each level
+    (item, nested object, list element), then a non-null one (`order`, an image's `id`)."""
+    items = [copy.deepcopy(item) for item in make_items(12)]  # each its own nested dicts
+    for item_id, path in [
+        (2, "price"), (3, "product.productimage_set.0.url"), (4, "state.enum_value"),
+        (5, "price_list.code"), (6, "extra_field.stock_extra_field"), (7, "stock_list"),
+        (8, "order"), (9, "product.productimage_set.0.id"),
+    ]:  # fmt: skip
+        *parents, key = path.split(".")
+        target: Any = items[item_id - 1]
+        for parent in parents:
+            target = target[int(parent)] if parent.isdigit() else target[parent]
+        del target[key]
+    return items
+
+
+@pytest.fixture(scope="module")
+async def sparse() -> AsyncIterator[OmsClient]:
+    with serve(create_fake_app(FakeOms(items=_sparse_items()))) as url:
+        async with oms_client(url) as client:
+            yield client
+
+
+@pytest.mark.parametrize(("first", "compiled"), [(7, True), (8, False), (12, False)])
+async def test_missing_keys_read_as_null_alike(executors, sparse, first, compiled):
+    # The projectors take an object's keys at once and read a dict lacking one key by key.
+    query = ITEM_FIELDS + f"{{ orderItems(first: {first}) {{ nodes {{ ...ItemFields }} }} }}"
+    outcome = await both(executors, sparse, query)
+    assert outcome.compiled == compiled and bool(outcome.errors) != compiled
+    if compiled:
+        nodes = orjson.loads(outcome.data)["orderItems"]["nodes"]
+        assert nodes[1]["price"] is None and nodes[6]["stockList"] is None
+        assert nodes[2]["product"]["images"][0]["url"] is None
 
 
 async def test_unexpected_errors_are_masked_alike(executors, mangled):
@@ -462,3 +500,22 @@ def test_a_type_is_read_one_way():
     # Its values are Python objects where one field gives them and dicts where another does.
     with pytest.raises(ValueError, match="declare OBJECTS on every field giving Inner,"):
         install_readers(strawberry.Schema(query=_Root)._schema)
+
+
+async def test_arguments_spelt_out_are_coerced_once(executors, clean):
+    query = "query($n: Int) { a: orderItems(first: 2) { totalCount } b: orderItems(first: $n) { totalCount } }"
+    for n in (1, 3):
+        assert (await both(executors, clean, query, {"n": n}, ordered=False)).compiled
+    prepared = executors[1].prepare(query)
+    [variant] = executors[1].compiled(prepared, prepared.operation(None)).variants.values()
+    assert not isinstance(variant, str)
+    assert [root.arguments is not None for root in variant.roots] == [True, False]
+    assert variant.roots[0].arguments is not None and variant.roots[0].arguments["first"] == 2
+
+
+def test_projectors_look_keys_up_with_the_decoders_own_strings():
+    # orjson hands out one cached str per key; a lookup with that very object skips comparing
+    # characters. Aliases reading one key twice keep their places.
+    keys = _decoded_keys(["price", "id", "price"])
+    [decoded] = orjson.loads(b'{"price": 1}')
+    assert keys == ["price", "id", "price"] and keys[0] is decoded and keys[2] is decoded
