@@ -20,7 +20,7 @@ from gateway.execution.executor import Executor
 from gateway.observability.metrics import Metrics, metrics_endpoint
 from gateway.observability.tracing import Tracing
 from gateway.server.apq import DocumentStore, MemoryDocumentStore
-from gateway.server.endpoint import GraphQLEndpoint
+from gateway.server.endpoint import GraphQLEndpoint, HttpRequest
 from gateway.server.graphiql import graphiql_response, graphiql_routes
 from gateway.server.guards import HeaderLimits
 from gateway.server.persisted import TrustedDocuments
@@ -97,7 +97,7 @@ class Runtime:
         finally:
             await redis.aclose()
 
-    def authorization(self, request: Request) -> str | None:
+    def authorization(self, request: HttpRequest) -> str | None:
         """The client's header as is; else the service token; else nothing (no call is made).
         A header sent empty is the client's (bad) credential, never a cue for the token."""
         header = request.headers.get("authorization")
@@ -108,7 +108,7 @@ class Runtime:
             return token if token.lower().startswith("token ") else f"Token {token}"
         return None
 
-    def context(self, request: Request, request_id: str) -> Context:
+    def context(self, request: HttpRequest, request_id: str) -> Context:
         """A fresh context per operation: aiodataloader binds to the running loop."""
         settings = self.settings
         session = UpstreamSession(
