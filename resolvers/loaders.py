@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -30,20 +31,40 @@ class Loaders:
 
     def __init__(self, session: UpstreamSession, *, detail_concurrency: int) -> None:
         self.session = session
-        batches = _Batches(session, asyncio.Semaphore(detail_concurrency))
-        self._batches = batches
+        self._detail_concurrency = detail_concurrency
+        # Each loader is made when the operation first asks for it (a detail needs no pages
+        # loader; an operation that bails before fetching needs neither).
+        self._batches: _Batches | None = None
+        self._items: DataLoader[int, Item | None] | None = None
+        self._pages: DataLoader[PageKey, Page] | None = None
         # The pages asked for so far (loaded, loading or failed), so a plan can tell which of
         # its pages would be new calls.
         self._page_futures: dict[PageKey, asyncio.Future[Page]] = {}
-        self.items: DataLoader[int, Item | None] = DataLoader(partial(_load_items, batches))
-        self.pages: DataLoader[PageKey, Page] = DataLoader(
-            partial(_load_pages, batches), cache_map=self._page_futures
-        )
+
+    def _shared(self) -> _Batches:
+        if self._batches is None:
+            semaphore = asyncio.Semaphore(self._detail_concurrency)
+            self._batches = _Batches(self.session, semaphore)
+        return self._batches
+
+    @property
+    def items(self) -> DataLoader[int, Item | None]:
+        if self._items is None:
+            self._items = DataLoader(partial(_load_items, self._shared()))
+        return self._items
+
+    @property
+    def pages(self) -> DataLoader[PageKey, Page]:
+        if self._pages is None:
+            self._pages = DataLoader(
+                partial(_load_pages, self._shared()), cache_map=self._page_futures
+            )
+        return self._pages
 
     def page(self, key: PageKey) -> asyncio.Future[Page]:
         future = self.pages.load(key)
         if key.kind == "full":
-            self._batches.pending_full_pages.append(future)
+            self._shared().pending_full_pages.append(future)
         return future
 
     def new_pages(self, keys: list[PageKey]) -> int:
@@ -65,9 +86,7 @@ async def _load_pages(batches: _Batches, keys: list[PageKey]) -> list[Any]:
     # A slim page whose full twin is in the same batch is served from the full one.
     full_twins = {k._replace(kind="simple") for k in keys if k.kind == "full"}
     fetched = [k for k in keys if k not in full_twins]
-    results = await asyncio.gather(
-        *(_fetch_page(batches, k) for k in fetched), return_exceptions=True
-    )
+    results = await _gathered([_fetch_page(batches, k) for k in fetched])
     by_key: dict[PageKey, Any] = dict(zip(fetched, _settled(results), strict=True))
     return [by_key[k] if k in by_key else by_key[k._replace(kind="full")] for k in keys]
 
@@ -92,9 +111,7 @@ async def _load_items(batches: _Batches, ids: list[int]) -> list[Any]:
         await asyncio.gather(*batches.pending_full_pages, return_exceptions=True)
     seen = batches.seen
     missing = [i for i in ids if i not in seen]
-    fetched = await asyncio.gather(
-        *(_fetch_item(batches, i) for i in missing), return_exceptions=True
-    )
+    fetched = await _gathered([_fetch_item(batches, i) for i in missing])
     by_id: dict[int, Any] = dict(zip(missing, _settled(fetched), strict=True))
     return [seen[i] if i in seen else by_id[i] for i in ids]
 
@@ -107,6 +124,17 @@ async def _fetch_item(batches: _Batches, item_id: int) -> Item | None:
             return None
     batches.seen.setdefault(item_id, item)
     return item
+
+
+async def _gathered(calls: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """`asyncio.gather(*calls, return_exceptions=True)`; a lone call (a detail, one page) is
+    awaited in place, without the task gather would wrap it in."""
+    if len(calls) == 1:
+        try:
+            return [await calls[0]]
+        except Exception as error:
+            return [error]
+    return await asyncio.gather(*calls, return_exceptions=True)
 
 
 def _settled(results: list[Any]) -> list[Any]:
