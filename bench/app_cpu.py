@@ -12,6 +12,11 @@ apart) and the garbage collections those requests caused. With `--compare`, the 
 alternate `--pairs` times, each from a clean `git archive`; compare them as ratios within one
 run, since the machine may be shared. Finer than bench/floor.py (no server, no load generator),
 so a change of a few percent shows.
+
+With `--instructions`, each child runs under valgrind's callgrind instead, counting only while
+its `--number` measured requests run (after the warm-up): user-space instructions per request,
+the same from run to run to within about 0.5% however busy the machine is (kernel time, such as
+the sockets' system calls, is not counted). Needs valgrind; about 15 s per query and revision.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import gc
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -32,7 +38,9 @@ from harness import AUTH, BIN, HOST, RESULTS, call, export_ref, free_port
 from queries import case_by_key
 
 
-def child(code_dir: str, key: str, transport: str, number: int, rounds: int) -> dict[str, Any]:
+def child(
+    code_dir: str, key: str, transport: str, number: int, rounds: int, instructions: bool = False
+) -> dict[str, Any]:
     """One revision, one query, in this process: what the parent prints."""
     sys.path.insert(0, code_dir)
     import uvloop
@@ -91,6 +99,13 @@ def child(code_dir: str, key: str, transport: str, number: int, rounds: int) -> 
         async with app.router.lifespan_context(app):
             for _ in range(min(200, number)):
                 await one()
+            if instructions:  # counted by callgrind over exactly the measured requests
+                toggle = ["callgrind_control", "-i"]
+                subprocess.run([*toggle, "on", str(os.getpid())], capture_output=True, check=True)
+                for _ in range(number):
+                    await one()
+                subprocess.run([*toggle, "off", str(os.getpid())], capture_output=True, check=True)
+                return []
             gc.callbacks.append(count)
             timings = []
             for _ in range(rounds):
@@ -115,12 +130,20 @@ def measure(code_dir: Path, key: str, args: argparse.Namespace) -> dict[str, Any
         str(BIN / "python"), __file__, "--child", str(code_dir), "--queries", key,
         "--transport", args.transport, "--number", str(args.number), "--rounds", str(args.rounds),
     ]  # fmt: skip
+    if args.instructions:
+        # Only the summary on stderr is read; the profiles themselves are not kept.
+        grind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        cmd = [*grind, f"--callgrind-out-file={os.devnull}", *cmd, "--instructions"]
     env = {**os.environ, "PYTHONPATH": str(code_dir)}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("APP_CPU ")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the child failed ({done.returncode}): {done.stderr[-800:]}")
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("APP_CPU "))
+    if args.instructions:
+        # valgrind's summary, one per process it ran (the child's forks count next to nothing).
+        collected = [int(n) for n in re.findall(r"Collected : (\d+)", done.stderr)]
+        result["instructions"] = max(collected) / args.number
     return result
 
 
@@ -134,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", help="measure this git revision (a clean export), not the tree")
     p.add_argument("--compare", help="also measure this revision, alternating")
     p.add_argument("--pairs", type=int, default=2, help="with --compare: alternations")
+    p.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -156,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(0.1)
             out = os.fdopen(os.dup(1), "w")
             os.dup2(log.fileno(), 1)  # the access log goes where a server's would: a file
-            result = child(args.child, args.queries, args.transport, args.number, args.rounds)
+            result = child(
+                args.child, args.queries, args.transport, args.number, args.rounds,
+                args.instructions,
+            )  # fmt: skip
             print("APP_CPU " + json.dumps(result), file=out, flush=True)
         finally:
             fake.terminate()
@@ -172,7 +199,18 @@ def main(argv: list[str] | None = None) -> int:
                 for key in args.queries.split(","):
                     result = measure(code_dir, key, args)
                     results.setdefault((names[ref], key), []).append(result)
-                    print(f"{names[ref]:8} {key:12} ms/request {result['ms']}", flush=True)
+                    if args.instructions:
+                        figure = f"instructions/request {result['instructions']:,.0f}"
+                    else:
+                        figure = f"ms/request {result['ms']}"
+                    print(f"{names[ref]:8} {key:12} {figure}", flush=True)
+    if args.instructions:
+        print("\n| revision | query | instructions per request (each run) |")
+        print("|---|---|---:|")
+        for (name, key), runs in results.items():
+            each = ", ".join(f"{r['instructions']:,.0f}" for r in runs)
+            print(f"| {name} | {key} | {each} |")
+        return 0
     print("\n| revision | query | CPU ms/request, min (median) | gc runs per 1,000 (gen 0/1/2) |")
     print("|---|---|---:|---:|")
     for (name, key), runs in results.items():

@@ -85,11 +85,13 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
-    # No format prints the thread or process a record came from: don't look them up per record
-    # (the logging HOWTO's "Optimization"); the attributes stay, set to None.
+    # No format prints the thread, process or source line a record came from: don't look them
+    # up per record (the logging HOWTO's "Optimization"; finding the caller walks the stack).
+    # The attributes stay, set to None (the source line to "(unknown file)", 0).
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -15,12 +15,13 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.execution.executor import Executor
 from gateway.observability.metrics import Metrics, metrics_endpoint
 from gateway.observability.tracing import Tracing
 from gateway.server.apq import DocumentStore, MemoryDocumentStore
-from gateway.server.endpoint import GraphQLEndpoint
+from gateway.server.endpoint import GraphQLEndpoint, HttpRequest
 from gateway.server.graphiql import graphiql_response, graphiql_routes
 from gateway.server.guards import HeaderLimits
 from gateway.server.persisted import TrustedDocuments
@@ -34,6 +35,8 @@ from resolvers.loaders import Loaders
 from resolvers.pagination import PageCap
 from schema import make_schema
 
+# What the /graphql route takes; the endpoint answers each (405 with Allow for the last three).
+GRAPHQL_METHODS = ("GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE")
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
@@ -97,7 +100,7 @@ class Runtime:
         finally:
             await redis.aclose()
 
-    def authorization(self, request: Request) -> str | None:
+    def authorization(self, request: HttpRequest) -> str | None:
         """The client's header as is; else the service token; else nothing (no call is made).
         A header sent empty is the client's (bad) credential, never a cue for the token."""
         header = request.headers.get("authorization")
@@ -108,8 +111,8 @@ class Runtime:
             return token if token.lower().startswith("token ") else f"Token {token}"
         return None
 
-    def context(self, request: Request, request_id: str) -> Context:
-        """A fresh context per operation: aiodataloader binds to the running loop."""
+    def context(self, request: HttpRequest, request_id: str) -> Context:
+        """A fresh context per operation: its loaders bind to the running loop."""
         settings = self.settings
         session = UpstreamSession(
             self.client,
@@ -144,6 +147,33 @@ class Runtime:
         ready = await self.client.reachable()
         self._ready = (time.monotonic(), ready)
         return ready
+
+
+class DirectRoute:
+    """The innermost middleware: a request the route `path` would take (its path exactly, no
+    root path, a method it accepts) goes straight to `endpoint`, past starlette's exception
+    middleware and router (their matching and send wrappers, per request); anything else goes
+    on to them. The endpoint raises no HTTPException (it answers its own errors, and masks its
+    bugs as a 500), so the exception middleware has nothing to do for it."""
+
+    def __init__(
+        self, app: ASGIApp, *, path: str, endpoint: ASGIApp, methods: tuple[str, ...]
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.endpoint = endpoint
+        self.methods = frozenset(methods)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == self.path
+            and not scope.get("root_path")
+            and scope["method"] in self.methods
+        ):
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def create_app(
@@ -213,6 +243,7 @@ def create_app(
         ),
         shedding,
         compression,
+        Middleware(DirectRoute, path="/graphql", endpoint=endpoint, methods=GRAPHQL_METHODS),
     ]
     if settings.cors_origin_list:
         cors = Middleware(
@@ -225,11 +256,7 @@ def create_app(
         )
         middleware.insert(2, cors)
     routes: list[BaseRoute] = [
-        Route(
-            "/graphql",
-            endpoint,
-            methods=["GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE"],
-        ),
+        Route("/graphql", endpoint, methods=GRAPHQL_METHODS),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 from graphql import OperationType
-from starlette.requests import Request
+from starlette.datastructures import QueryParams
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -42,6 +43,33 @@ MAX_JSON_DEPTH = 32  # levels of lists and objects in `variables` and `extension
 access_log = logging.getLogger("gateway.access")
 
 
+class HttpRequest:
+    """What the endpoint reads of one HTTP request: its method, its headers read once into a
+    dict (names lower-case as ASGI gives them, the first value of a repeated name, as
+    starlette's `Headers.get` answers), the query string and the body's messages. starlette's
+    `Request` scans the header list on each of the half-dozen look-ups, most for absent names."""
+
+    __slots__ = ("_query", "headers", "method", "receive", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1")
+            if key not in headers:
+                headers[key] = value.decode("latin-1")
+        self.headers = headers
+        self._query: QueryParams | None = None
+
+    @property
+    def query_params(self) -> QueryParams:
+        if self._query is None:
+            self._query = QueryParams(self.scope["query_string"])
+        return self._query
+
+
 @dataclass(slots=True)
 class GraphQLRequest:
     query: str | None
@@ -63,7 +91,7 @@ def negotiate(accept: str | None) -> str | None:
     return None
 
 
-def _wants_html(request: Request) -> bool:
+def _wants_html(request: HttpRequest) -> bool:
     accept = request.headers.get("accept", "")
     return "text/html" in accept and not request.query_params
 
@@ -117,20 +145,34 @@ def parse_params(params: Any) -> GraphQLRequest:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: HttpRequest, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise request_error(
-            f"The request body exceeds {limit} bytes.", ErrorCode.PAYLOAD_TOO_LARGE, 413
-        )
+        raise _too_large(limit)
+    receive = request.receive
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the whole body in one message: no copy
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise request_error(
-                f"The request body exceeds {limit} bytes.", ErrorCode.PAYLOAD_TOO_LARGE, 413
-            )
-    return bytes(chunks)
+    while True:
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] == "http.request":
+            chunks += message.get("body", b"")
+            if len(chunks) > limit:
+                raise _too_large(limit)
+            if not message.get("more_body", False):
+                return bytes(chunks)
+        message = await receive()
+
+
+def _too_large(limit: int) -> RequestError:
+    return request_error(
+        f"The request body exceeds {limit} bytes.", ErrorCode.PAYLOAD_TOO_LARGE, 413
+    )
 
 
 @dataclass(slots=True)
@@ -159,7 +201,7 @@ class GraphQLEndpoint:
         settings: Settings,
         executor: Executor,
         documents: DocumentStore,
-        make_context: Callable[[Request, str], Any],
+        make_context: Callable[[HttpRequest, str], Any],
         graphiql: Callable[[], Response],
         *,
         metrics: Metrics,
@@ -178,7 +220,7 @@ class GraphQLEndpoint:
         self.trusted = trusted or TrustedDocuments({}, only=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+        request = HttpRequest(scope, receive)
         try:
             response = await self.handle(request)
         except Exception:
@@ -193,7 +235,7 @@ class GraphQLEndpoint:
             )
         await response(scope, receive, send)
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: HttpRequest) -> Response | _Answer:
         request_id = request_id_of(request.headers)
         method = request.method
         if method == "OPTIONS":
@@ -226,7 +268,9 @@ class GraphQLEndpoint:
         self._observe(record, time.perf_counter() - started, response.status_code)
         return response
 
-    async def _answer(self, request: Request, media_type: str, record: OperationRecord) -> Response:
+    async def _answer(
+        self, request: HttpRequest, media_type: str, record: OperationRecord
+    ) -> _Answer:
         try:
             params = await self._params(request)
             record.requested = params.operation_name
@@ -246,7 +290,7 @@ class GraphQLEndpoint:
                 status = 200
         return self._respond(status, content, media_type, record.request_id, request)
 
-    async def _params(self, request: Request) -> GraphQLRequest:
+    async def _params(self, request: HttpRequest) -> GraphQLRequest:
         if _is_get(request):
             return parse_params(request.query_params)
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -269,7 +313,7 @@ class GraphQLEndpoint:
         return parse_params(payload)
 
     async def _run(
-        self, request: Request, params: GraphQLRequest, record: OperationRecord
+        self, request: HttpRequest, params: GraphQLRequest, record: OperationRecord
     ) -> tuple[int, bytes]:
         query, digest, register = await self._document(params)
         context = self.make_context(request, record.request_id)
@@ -369,24 +413,25 @@ class GraphQLEndpoint:
         return query, digest, digest is not None and params.query is not None
 
     def _respond(
-        self, status: int, content: bytes, media_type: str, request_id: str, request: Request
-    ) -> Response:
+        self, status: int, content: bytes, media_type: str, request_id: str, request: HttpRequest
+    ) -> _Answer:
         # The compression middleware adds `Accept-Encoding` to Vary when it compresses.
-        headers = {"X-Request-ID": request_id, "Vary": "Accept, Authorization"}
+        headers = [(b"x-request-id", request_id.encode("latin-1")), _VARY]
         if status == 405:
-            headers["Allow"] = "POST"
+            headers.append(_ALLOW_POST)
         if _is_get(request) and status == 200:
             etag = f'"{hashlib.blake2b(content, digest_size=16).hexdigest()}"'
-            headers["ETag"] = etag
+            headers.append((b"etag", etag.encode("latin-1")))
             max_age = self.settings.get_cache_max_age
-            headers["Cache-Control"] = (
-                f"private, max-age={max_age}" if max_age else "private, no-store"
-            )
+            cache_control = f"private, max-age={max_age}" if max_age else "private, no-store"
+            headers.append((b"cache-control", cache_control.encode("latin-1")))
             if etag in _etags(request.headers.get("if-none-match")):
-                return Response(status_code=304, headers=headers)
+                return _Answer(304, b"", headers)
         else:
-            headers["Cache-Control"] = "no-store"
-        return Response(content, status, headers, media_type=_with_charset(media_type))
+            headers.append(_NO_STORE)
+        headers.append((b"content-length", str(len(content)).encode("latin-1")))
+        headers.append(_CONTENT_TYPES[media_type])
+        return _Answer(status, content, headers)
 
     def _plain(
         self, status: int, message: str, request_id: str, headers: dict[str, str] | None = None
@@ -421,7 +466,34 @@ class GraphQLEndpoint:
         )
 
 
-def _is_get(request: Request) -> bool:
+class _Answer:
+    """A GraphQL answer as its two ASGI messages, with the headers starlette's `Response` would
+    send (its names lower-cased, then content-length and content-type), built without it."""
+
+    __slots__ = ("body", "headers", "status_code")
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
+
+
+_VARY = (b"vary", b"Accept, Authorization")
+_ALLOW_POST = (b"allow", b"POST")
+_NO_STORE = (b"cache-control", b"no-store")
+_CONTENT_TYPES = {
+    media: (b"content-type", f"{media}; charset=utf-8".encode("latin-1"))
+    for media in (GRAPHQL_RESPONSE, JSON)
+}
+
+
+def _is_get(request: HttpRequest) -> bool:
     """HEAD is GET without the body (RFC 9110): same status and headers, ETag included."""
     return request.method in ("GET", "HEAD")
 
@@ -430,7 +502,3 @@ def _etags(header: str | None) -> set[str]:
     if not header:
         return set()
     return {tag.strip().removeprefix("W/") for tag in header.split(",")}
-
-
-def _with_charset(media_type: str) -> str:
-    return f"{media_type}; charset=utf-8"

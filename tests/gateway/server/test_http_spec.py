@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import uuid
 
 import pytest
 
 from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.fake_upstream.data import DOC_ITEM
+from gateway.server.request_id import fresh_id
 from tests.conftest import AUTH, serve
 
 GQL = "application/graphql-response+json"
@@ -289,6 +291,15 @@ def test_unsafe_request_ids_are_replaced(gateway, supplied):
     )
     generated = response.headers["x-request-id"]
     assert generated != supplied and re.fullmatch(r"[0-9a-f]{32}", generated)
+
+
+def test_fresh_request_ids_are_uuid4_hex():
+    ids = {fresh_id() for _ in range(200)}
+    assert len(ids) == 200
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
 
 
 @pytest.mark.parametrize(
