@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, NamedTuple
+
+from aiodataloader import DataLoader
 
 from gateway.errors import UpstreamNotFound
 from gateway.upstream.client import Item, ListKind, Page, UpstreamSession
@@ -19,72 +21,8 @@ class PageKey(NamedTuple):
     page: int
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class DataLoader(Generic[K, V]):
-    """aiodataloader's `DataLoader` as the operations use it, at a fraction of its cost per
-    operation: `load(key)` gives the key's future, cached for the operation, failures included
-    (a rerun or a second alias makes no call); the keys asked for meanwhile go to `batch` in
-    one call, two loop iterations after the first, as aiodataloader dispatches (so batches
-    are the same), with one task per batch where it made two, and no per-load allocations.
-    A value that is an Exception fails its key; a batch that raises fails them all and
-    forgets them, as aiodataloader's does."""
-
-    __slots__ = ("_batch", "_cache", "_queue")
-
-    def __init__(
-        self,
-        batch: Callable[[list[K]], Coroutine[Any, Any, list[Any]]],
-        cache_map: dict[K, asyncio.Future[V]] | None = None,
-    ) -> None:
-        self._batch = batch
-        self._cache: dict[K, asyncio.Future[V]] = {} if cache_map is None else cache_map
-        self._queue: list[tuple[K, asyncio.Future[V]]] = []
-
-    def load(self, key: K) -> asyncio.Future[V]:
-        if key is None:
-            raise TypeError("DataLoader.load() needs a key, got None.")
-        future = self._cache.get(key)
-        if future is not None:
-            return future
-        loop = asyncio.get_running_loop()
-        future = self._cache[key] = loop.create_future()
-        self._queue.append((key, future))
-        if len(self._queue) == 1:
-            loop.call_soon(self._tick, loop)
-        return future
-
-    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.call_soon(self._dispatch, loop)
-
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        queue, self._queue = self._queue, []
-        loop.create_task(self._run(queue))
-
-    async def _run(self, queue: list[tuple[K, asyncio.Future[V]]]) -> None:
-        keys = [key for key, _ in queue]
-        try:
-            values = await self._batch(keys)
-            if len(values) != len(keys):
-                raise TypeError(f"a batch of {len(keys)} keys answered {len(values)} values")
-        except Exception as error:
-            for key, future in queue:
-                self._cache.pop(key, None)
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for (_, future), value in zip(queue, values, strict=True):
-            if not future.done():
-                if isinstance(value, Exception):
-                    future.set_exception(value)
-                else:
-                    future.set_result(value)
-
-
 class Loaders:
-    """The loaders of one operation; built per request, since a loader binds to the loop.
+    """The loaders of one operation; built per request, since aiodataloader binds to the loop.
 
     Nothing they hold leads back to them (the batch functions share a `_Batches`, not the
     loaders): an operation's pages and items are freed by reference counting the moment it

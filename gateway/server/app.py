@@ -112,7 +112,7 @@ class Runtime:
         return None
 
     def context(self, request: HttpRequest, request_id: str) -> Context:
-        """A fresh context per operation: its loaders bind to the running loop."""
+        """A fresh context per operation: aiodataloader binds to the running loop."""
         settings = self.settings
         session = UpstreamSession(
             self.client,
