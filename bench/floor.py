@@ -62,7 +62,7 @@ from harness import (
     replace_section,
 )
 from queries import case_by_key, count_items
-from run import _gw_headers, ensure_wrk, lua_script, measure, run_wrk, settle
+from run import PREWARM_SECONDS, _gw_headers, ensure_wrk, lua_script, measure, run_wrk, settle
 
 from gateway.settings import UPSTREAM_CLIENTS
 
@@ -140,7 +140,6 @@ GENERIC, MESH = "generic", "mesh"
 # The issue's goals against it: our req/s (aiohttp, c=1) at least this many times its own.
 GENERIC_GOALS = (("detail", 3.0), ("nested-list", 5.0))
 GENERIC_CONCURRENCY = (1, 16)
-PREWARM_SECONDS = 3  # per server and query, once, at c=4, before the first round
 
 
 def plan_for(args: argparse.Namespace) -> list[tuple[str, str, int, list[tuple[str, int]]]]:
@@ -489,7 +488,7 @@ def measure_generic(
                 )
         if any(p.problems or p.items != case_by_key(p.query).items for p in probes):
             raise RuntimeError("a gateway answered wrongly; nothing timed (see the probes above)")
-        # Once, before any timing: each server's JIT (V8's) and caches get the same start.
+        # Once, before any timing (PREWARM_SECONDS at c=4): V8's JIT, and ours, the same start.
         for server, transport, servers in fleet:
             for key in keys:
                 query = generic_gw.generic_query(key) if server == GENERIC else None
