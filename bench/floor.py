@@ -6,6 +6,7 @@ after its own tables):
     .venv/bin/python bench/floor.py [--duration 5] [--transports httpx,aiohttp] [--no-workers]
     .venv/bin/python bench/floor.py --ref HEAD --compare main --rounds 2   # before/after
     .venv/bin/python bench/floor.py --scale-out --rounds 3 --no-write     # --workers 2 vs 1
+    .venv/bin/python bench/floor.py --generic --rounds 3 --duration 4     # vs a generic gateway
 
 
 For each transport (gateway/transports) it starts the fake OMS and `bench/proxy.py`, a pure-ASGI
@@ -19,6 +20,13 @@ through both at concurrency 1, and `orderItemsByIds` with 20 ids through the gat
 cores were shared among the gateway, the fake OMS, wrk and everyone else). Every wrk run is
 bounded by `--duration`, the whole run has a time limit, all traffic stays on 127.0.0.1, and
 every server is stopped in a `finally`.
+
+`--generic` runs only ours (each transport) against a generic GraphQL gateway (GraphQL Mesh
+composed, served by Hive Gateway, bench/generic/ and bench/generic_gw.py), all three on one fake
+OMS, the detail and the 50-item nested list at c=1 and 16, interleaved in `--rounds` rounds,
+after checking that each answers the same data and counting its upstream calls; the goals
+against the generic gateway are judged only on such a run. It needs node and npm (it runs `npm
+ci` itself when they are there, and otherwise says how to install them).
 
 `--ref REV` measures a clean `git archive` of a revision (gateway and transports alike, so each
 revision is judged against its own floor). `--compare REV` measures a second revision in the
@@ -38,6 +46,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import generic_gw
 from harness import (
     AUTH,
     BIN,
@@ -52,8 +61,8 @@ from harness import (
     machine,
     replace_section,
 )
-from queries import case_by_key
-from run import GENERIC, _gw_headers, ensure_wrk, lua_script, measure, run_wrk, settle
+from queries import case_by_key, count_items
+from run import PREWARM_SECONDS, _gw_headers, ensure_wrk, lua_script, measure, run_wrk, settle
 
 from gateway.settings import UPSTREAM_CLIENTS
 
@@ -87,13 +96,14 @@ def drive(
     concurrency: int,
 ) -> Run:
     case = case_by_key(key)
-    if server != "gateway":
+    if server.startswith("proxy"):
         url = f"http://{HOST}:{servers.gateway_port}{case.direct_path}"
         script = lua_script(f"floor-proxy-{key}", "GET", None, {"Authorization": AUTH})
-    else:
+    else:  # ours, or the generic gateway with its spelling of the same operation
         url = f"http://{HOST}:{servers.gateway_port}/graphql"
-        body = json.dumps({"query": case.query})
-        script = lua_script(f"floor-gw-{key}", "POST", body, _gw_headers())
+        query = generic_gw.generic_query(key) if server == GENERIC else case.query
+        body = json.dumps({"query": query})
+        script = lua_script(f"floor-{server}-{transport}-{key}", "POST", body, _gw_headers())
     if args.warmup > 0:
         run_wrk(wrk, url, script, concurrency, args.warmup, args.wrk_threads)
         settle(servers)
@@ -125,6 +135,11 @@ def servers_for(server: str, transport: str, workers: int, code_dir: Path) -> Se
 
 
 SCALE_OUT = [("detail", 16), ("nested-list", 16)]
+# The generic gateway (bench/generic_gw.py): its `server` and `transport` in the runs.
+GENERIC, MESH = "generic", "mesh"
+# The issue's goals against it: our req/s (aiohttp, c=1) at least this many times its own.
+GENERIC_GOALS = (("detail", 3.0), ("nested-list", 5.0))
+GENERIC_CONCURRENCY = (1, 16)
 
 
 def plan_for(args: argparse.Namespace) -> list[tuple[str, str, int, list[tuple[str, int]]]]:
@@ -226,20 +241,26 @@ def goals(runs: list[Run], args: argparse.Namespace) -> list[str]:
                     ratio <= 2,
                 )  # fmt: skip
             )
-    for key, times in (("detail", 3.0), ("nested-list", 5.0)):
+    for key, times in GENERIC_GOALS:
         g = find(runs, "gateway", "aiohttp", key)
-        if g:
-            ref = GENERIC[key]["rps"]
-            ratio = g.rps / ref
+        generic = find(runs, GENERIC, MESH, key)
+        if g and generic:  # both measured in this run (`--generic`)
+            ratio = g.rps / generic.rps
             rows.append(
                 _row(
                     f"aiohttp: {key} req/s vs the generic gateway (c=1)",
                     f"≥{times:g}×",
-                    f"{g.rps:,.0f} vs {ref:g} req/s",
+                    f"{g.rps:,.0f} vs {generic.rps:,.0f} req/s",
                     ratio,
                     ratio >= times,
                 )  # fmt: skip
             )
+        elif g:
+            rows.append(
+                _row(f"aiohttp: {key} req/s vs the generic gateway (c=1)", f"≥{times:g}×",
+                     "not judged: the generic gateway is measured by `bench/floor.py --generic`",
+                     None, None)
+            )  # fmt: skip
     for t in args.transports:
         one, many = find(runs, "gateway", t, "by-ids"), find(runs, "gateway", t, "by-ids", 16)
         if one and many:
@@ -404,6 +425,170 @@ def compare(args: argparse.Namespace, wrk: str) -> dict[str, list[Run]]:
     return {ref: medians(runs) for ref, runs in raw.items()}
 
 
+@dataclass(slots=True)
+class Probe:
+    """One operation sent once to one server before timing: is it right, what did it cost."""
+
+    server: str
+    transport: str
+    query: str
+    items: int
+    problems: list[str]
+    upstream_calls: dict[str, int]
+    upstream_log: list[str]
+
+
+def probe_generic(servers: Servers, server: str, transport: str, key: str,
+                  reference: object) -> tuple[Probe, object]:  # fmt: skip
+    """Send the operation once: errors, its data against `reference` (ours), upstream calls."""
+    query = generic_gw.generic_query(key) if server == GENERIC else case_by_key(key).query
+    reply = servers.graphql(query)
+    body = reply.json() if reply.status == 200 else {}
+    data = body.get("data")
+    problems = [f"HTTP {reply.status}"] if reply.status != 200 else []
+    problems += [str(e.get("message"))[:200] for e in body.get("errors") or []]
+    if reference is not None:
+        problems += generic_gw.check_same(reference, data)
+    servers.reset()  # count the calls of one operation alone
+    servers.graphql(query)
+    stats = servers.stats()
+    servers.reset()
+    items = count_items(data if server != GENERIC else generic_gw.as_ours(data))
+    probe = Probe(server, transport, key, items, problems, dict(stats["calls"]), stats["log"])
+    return probe, data
+
+
+def measure_generic(
+    args: argparse.Namespace, wrk: str, code_dir: Path
+) -> tuple[list[Run], list[Probe]]:
+    """Ours on each transport and the generic gateway, one fake OMS, interleaved in rounds."""
+    runs: list[Run] = []
+    probes: list[Probe] = []
+    keys = [k for k, _ in GENERIC_GOALS if not args.queries or k in args.queries]
+    with contextlib.ExitStack() as stack:
+        first, *rest = args.transports
+        owner = stack.enter_context(servers_for("gateway", first, 1, code_dir))
+        fleet = [("gateway", first, owner)]
+        for t in rest:
+            ours = servers_for("gateway", t, 1, code_dir)
+            ours.shared_fake = owner
+            fleet.append(("gateway", t, stack.enter_context(ours)))
+        generic = generic_gw.GenericServers(log_name="floor-generic", shared_fake=owner)
+        fleet.append((GENERIC, MESH, stack.enter_context(generic)))
+        for key in keys:
+            reference = None
+            for server, transport, servers in fleet:
+                probe, data = probe_generic(servers, server, transport, key, reference)
+                reference = data if reference is None else reference
+                probes.append(probe)
+                print(
+                    f"probe {server}/{transport} {key}: {probe.items} items, upstream "
+                    f"{probe.upstream_calls}, problems {probe.problems or 'none'}",
+                    flush=True,
+                )
+        if any(p.problems or p.items != case_by_key(p.query).items for p in probes):
+            raise RuntimeError("a gateway answered wrongly; nothing timed (see the probes above)")
+        # Once, before any timing (PREWARM_SECONDS at c=4): V8's JIT, and ours, the same start.
+        for server, transport, servers in fleet:
+            for key in keys:
+                query = generic_gw.generic_query(key) if server == GENERIC else None
+                body = json.dumps({"query": query or case_by_key(key).query})
+                script = lua_script(f"prewarm-{transport}-{key}", "POST", body, _gw_headers())
+                url = f"http://{HOST}:{servers.gateway_port}/graphql"
+                run_wrk(wrk, url, script, 4, PREWARM_SECONDS, args.wrk_threads)
+                settle(servers)
+        for _ in range(args.rounds):
+            for key in keys:
+                for c in GENERIC_CONCURRENCY:
+                    for server, transport, servers in fleet:
+                        runs.append(drive(servers, wrk, args, server, transport, 1, key, c))
+    return medians(runs), probes
+
+
+def render_generic(
+    runs: list[Run], probes: list[Probe], args: argparse.Namespace, command: str,
+    info: dict[str, str], versions: dict[str, str],
+) -> str:  # fmt: skip
+    """Ours against the generic gateway, measured in the same run."""
+    packages = ", ".join(f"{name} {v}" for name, v in versions.items())
+    out = [
+        "## Against a generic GraphQL gateway, measured in the same run",
+        "",
+        f"`{command}` — {info['date']}, commit {info['commit']}, {info['nproc']} CPUs "
+        f"({info['cpu']}), Python {info['python']}; {packages}.",
+        "",
+        "The generic gateway is GraphQL Mesh's JSON Schema source composed with `mesh-compose` "
+        "and served by Hive Gateway (`bench/generic/`, one Node process, its defaults), its "
+        "JSON Schema derived from the fake OMS's data (`bench/generic_gw.py`). All three "
+        "servers call one fake OMS; wrk drives each in turn with the same settings "
+        f"(-t{args.wrk_threads}, {args.warmup} s warm-up + {args.duration} s, after "
+        f"{PREWARM_SECONDS} s of load per server and query before the first round), the servers "
+        f"interleaved within each of {args.rounds} round(s); figures are medians over the "
+        "rounds. CPU is each server's user + system time per request, from /proc. Before "
+        "timing, each answer was checked against ours field by field (same items, ids, "
+        "amounts, dates, JSON values).",
+        "",
+        "Upstream calls per operation (the fake OMS's counters):",
+        "",
+        "| server | query | items | upstream calls |",
+        "|---|---|---:|---|",
+    ]
+    for p in probes:
+        calls = ", ".join(f"{k} ×{v}" for k, v in sorted(p.upstream_calls.items()))
+        shown = "generic (Mesh)" if p.server == GENERIC else f"ours ({p.transport})"
+        out.append(f"| {shown} | {p.query} | {p.items} | {sum(p.upstream_calls.values())} "
+                   f"({calls}: `{'`, `'.join(p.upstream_log)}`) |")  # fmt: skip
+    out += [
+        "",
+        "| server | query | c | req/s | p50 ms | p99 ms | CPU ms/op | fake OMS CPU ms/op "
+        "| wrk cores | other cores |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    order = {t: i for i, t in enumerate([*args.transports, MESH])}
+    for r in sorted(runs, key=lambda r: (r.query, r.concurrency, order[r.transport])):
+        shown = "generic (Mesh)" if r.server == GENERIC else f"ours ({r.transport})"
+        out.append(
+            f"| {shown} | {r.query} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.cpu_ms:.3f} | {r.upstream_cpu_ms:.3f} | {r.wrk_cores:.2f} | "
+            f"{r.other_cores:.2f} |"
+        )
+    out += [
+        "",
+        "Ours ÷ generic: req/s (higher is better for ours) and the generic gateway's CPU per "
+        "operation over ours:",
+        "",
+        "| transport | query | c | req/s, ours ÷ generic | CPU/op, generic ÷ ours |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for t in args.transports:
+        for key, _ in GENERIC_GOALS:
+            for c in GENERIC_CONCURRENCY:
+                ours, generic = find(runs, "gateway", t, key, c), find(runs, GENERIC, MESH, key, c)
+                if ours and generic:
+                    out.append(f"| {t} | {key} | {c} | {ours.rps / generic.rps:.2f}× | "
+                               f"{generic.cpu_ms / ours.cpu_ms:.2f}× |")  # fmt: skip
+    others = [r.other_cores for r in runs]
+    if others:
+        out += [
+            "",
+            f"Other processes used {min(others):.2f}–{max(others):.2f} of the "
+            f"{info['nproc']} cores during the measured runs (medians per row): "
+            + (
+                "a busy machine, so req/s is noisy; CPU per operation and the ratios "
+                "are the figures to compare."
+                if max(others) > 0.25
+                else "a quiet machine."
+            ),
+        ]
+    errors = [f"{r.server}/{r.transport}/{r.query}/c={r.concurrency}: {r.errors}"
+              for r in runs if r.errors]  # fmt: skip
+    out += ["", "wrk errors: " + ("; ".join(errors) if errors else "none (every response 2xx).")]
+    out += ["", "Goals (ours on aiohttp at c=1, as the issue states them):", ""]
+    out += [row for row in goals(runs, args) if "generic" in row or row.startswith("|--")
+            or row.startswith("| goal")]  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
@@ -417,7 +602,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--queries", default="", help="only these (detail,nested-list,by-ids)")
     p.add_argument("--ref", help="measure this git revision (a clean export), not the tree")
     p.add_argument("--compare", help="also measure this revision, interleaved: before/after")
-    p.add_argument("--rounds", type=int, default=1, help="with --compare: rounds per revision")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="with --compare, --scale-out or --generic: rounds"
+    )
+    p.add_argument(
+        "--generic",
+        action="store_true",
+        help="only ours (each transport) against the generic gateway (bench/generic: GraphQL "
+        "Mesh + Hive Gateway on Node), detail and nested list at c=1 and 16, in rounds",
+    )
     p.add_argument(
         "--scale-out",
         action="store_true",
@@ -425,9 +618,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "process's share of the cores",
     )
     args = p.parse_args(argv)
-    if args.compare:
+    if args.compare or args.generic:
         args.no_workers = True
         args.scale_out = False
+    if args.generic:
+        args.compare = None
     args.transports = [t for t in args.transports.split(",") if t]
     args.queries = [q for q in args.queries.split(",") if q]
     if args.recommended not in args.transports:
@@ -443,6 +638,17 @@ def main(argv: list[str] | None = None) -> int:
         runs_planned *= 2 * args.rounds
     if args.scale_out:
         runs_planned = 2 * len(SCALE_OUT) * args.rounds
+    versions: dict[str, str] = {}
+    if args.generic:
+        runs_planned = len(GENERIC_GOALS) * len(GENERIC_CONCURRENCY) * args.rounds
+        runs_planned *= len(args.transports) + 1
+        runs_planned += len(GENERIC_GOALS) * (len(args.transports) + 1)  # the pre-warm runs
+        try:  # runs `npm ci` when node is there; installs nothing else
+            generic_gw.ensure_node()
+        except generic_gw.NodeMissing as exc:
+            print(f"bench/floor.py --generic: {exc}", file=sys.stderr)
+            return 2
+        versions = generic_gw.versions()
     install_deadline(runs_planned * (args.duration + args.warmup + 20) + 120)
     shown = argv if argv is not None else sys.argv[1:]
     command = " ".join([".venv/bin/python", "bench/floor.py", *shown])
@@ -450,7 +656,14 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
-        if args.scale_out:
+        if args.generic:
+            generic_gw.compose()
+            with export_ref(args.ref) as (code_dir, sha):
+                if sha:
+                    info["commit"] = f"{sha} (a clean `git archive` of it)"
+                runs, probes = measure_generic(args, wrk, code_dir)
+            report = render_generic(runs, probes, args, command, info, versions)
+        elif args.scale_out:
             with export_ref(args.ref) as (code_dir, sha):
                 if sha:
                     info["commit"] = f"{sha} (a clean `git archive` of it)"
@@ -475,8 +688,11 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"floor-{stamp}.json").write_text(json.dumps(raw, indent=2))
     if not args.no_write:
         section = (
-            "floor-compare" if args.compare else "floor-scale-out" if args.scale_out else "floor"
-        )
+            "floor-compare" if args.compare
+            else "floor-scale-out" if args.scale_out
+            else "floor-generic" if args.generic
+            else "floor"
+        )  # fmt: skip
         replace_section(args.output, section, report, INTRO)
     print("\n" + report)
     return 0

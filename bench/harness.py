@@ -205,6 +205,9 @@ class Servers:
     gateway_port: int = 0
     latency: float = 0.0  # seconds the fake adds to every call; re-applied after each reset
     token: str | None = DEMO_TOKEN  # the gateway's OMS_TOKEN; None: clients bring their own
+    # Use this one's fake OMS (running, left running) instead of starting another, so several
+    # gateways measured in one run call the very same upstream process.
+    shared_fake: Servers | None = None
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -220,9 +223,13 @@ class Servers:
         self.fake_port = self.fake_port or free_port()
         self.gateway_port = self.gateway_port or free_port()
         try:
-            cli = [str(BIN / "python"), "-m", "gateway.cli", "fake-upstream", "--host", HOST]
-            self._start([*cli, "--port", str(self.fake_port)], "fake", {})
-            self._wait(self.fake_port, "/__fake__/stats", self._procs[0], "fake")
+            if self.shared_fake is not None:
+                self.fake_port = self.shared_fake.fake_port
+                self._procs.append(self.shared_fake.fake)
+            else:
+                cli = [str(BIN / "python"), "-m", "gateway.cli", "fake-upstream", "--host", HOST]
+                self._start([*cli, "--port", str(self.fake_port)], "fake", {})
+                self._wait(self.fake_port, "/__fake__/stats", self._procs[0], "fake")
             self.start_gateway()
             self.set_faults({})
         except BaseException:
@@ -249,8 +256,10 @@ class Servers:
         _stop(proc, sig)
 
     def stop(self) -> None:
-        while self._procs:
+        keep = 0 if self.shared_fake is None else 1  # a shared fake is its owner's to stop
+        while len(self._procs) > keep:
             _stop(self._procs.pop(), signal.SIGTERM)
+        self._procs.clear()
 
     def _start(self, cmd: list[str], name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = open(RESULTS / f"{self.log_name}-{name}.log", "wb")
