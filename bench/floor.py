@@ -475,9 +475,17 @@ def measure_generic(
             fleet.append(("gateway", t, stack.enter_context(ours)))
         generic = generic_gw.GenericServers(log_name="floor-generic", shared_fake=owner)
         fleet.append((GENERIC, MESH, stack.enter_context(generic)))
+        # Each transport's floor proxy on the same fake: the most any gateway on this server
+        # and transport could serve, so a goal above it is out of reach of any gateway here.
+        for t in args.transports:
+            proxy = servers_for("proxy", t, 1, code_dir)
+            proxy.shared_fake = owner
+            fleet.append(("proxy", t, stack.enter_context(proxy)))
         for key in keys:
             reference = None
             for server, transport, servers in fleet:
+                if server == "proxy":  # it forwards REST; nothing GraphQL to check
+                    continue
                 probe, data = probe_generic(servers, server, transport, key, reference)
                 reference = data if reference is None else reference
                 probes.append(probe)
@@ -495,6 +503,11 @@ def measure_generic(
                 body = json.dumps({"query": query or case_by_key(key).query})
                 script = lua_script(f"prewarm-{transport}-{key}", "POST", body, _gw_headers())
                 url = f"http://{HOST}:{servers.gateway_port}/graphql"
+                if server == "proxy":
+                    script = lua_script(
+                        f"prewarm-proxy-{key}", "GET", None, {"Authorization": AUTH}
+                    )
+                    url = f"http://{HOST}:{servers.gateway_port}{case_by_key(key).direct_path}"
                 run_wrk(wrk, url, script, 4, PREWARM_SECONDS, args.wrk_threads)
                 settle(servers)
         for _ in range(args.rounds):
@@ -519,8 +532,9 @@ def render_generic(
         "",
         "The generic gateway is GraphQL Mesh's JSON Schema source composed with `mesh-compose` "
         "and served by Hive Gateway (`bench/generic/`, one Node process, its defaults), its "
-        "JSON Schema derived from the fake OMS's data (`bench/generic_gw.py`). All three "
-        "servers call one fake OMS; wrk drives each in turn with the same settings "
+        "JSON Schema derived from the fake OMS's data (`bench/generic_gw.py`). Ours on each "
+        "transport, the generic gateway and each transport's floor proxy call one fake OMS; "
+        "wrk drives each in turn with the same settings "
         f"(-t{args.wrk_threads}, {args.warmup} s warm-up + {args.duration} s, after "
         f"{PREWARM_SECONDS} s of load per server and query before the first round), the servers "
         f"interleaved within each of {args.rounds} round(s); figures are medians over the "
@@ -535,7 +549,7 @@ def render_generic(
     ]
     for p in probes:
         calls = ", ".join(f"{k} ×{v}" for k, v in sorted(p.upstream_calls.items()))
-        shown = "generic (Mesh)" if p.server == GENERIC else f"ours ({p.transport})"
+        shown = _shown(p.server, p.transport)
         out.append(f"| {shown} | {p.query} | {p.items} | {sum(p.upstream_calls.values())} "
                    f"({calls}: `{'`, `'.join(p.upstream_log)}`) |")  # fmt: skip
     out += [
@@ -544,9 +558,14 @@ def render_generic(
         "| wrk cores | other cores |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    rank = {"proxy": 0, "gateway": 1, GENERIC: 2}
     order = {t: i for i, t in enumerate([*args.transports, MESH])}
-    for r in sorted(runs, key=lambda r: (r.query, r.concurrency, order[r.transport])):
-        shown = "generic (Mesh)" if r.server == GENERIC else f"ours ({r.transport})"
+
+    def place(r: Run) -> tuple[str, int, int, int]:
+        return r.query, r.concurrency, rank[r.server], order[r.transport]
+
+    for r in sorted(runs, key=place):
+        shown = _shown(r.server, r.transport)
         out.append(
             f"| {shown} | {r.query} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
             f"{r.p99_ms:.2f} | {r.cpu_ms:.3f} | {r.upstream_cpu_ms:.3f} | {r.wrk_cores:.2f} | "
@@ -567,6 +586,24 @@ def render_generic(
                 if ours and generic:
                     out.append(f"| {t} | {key} | {c} | {ours.rps / generic.rps:.2f}× | "
                                f"{generic.cpu_ms / ours.cpu_ms:.2f}× |")  # fmt: skip
+    out += [
+        "",
+        "The ceiling: each transport's floor proxy (uvicorn, one GET through the transport, the "
+        "bytes back; no GraphQL at all) against the generic gateway. No gateway on this server "
+        "and transport can serve more than its proxy, so a goal above this ratio cannot be met "
+        "here by any gateway:",
+        "",
+        "| transport | query | c | req/s, floor proxy ÷ generic | ours ÷ floor proxy req/s |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for t in args.transports:
+        for key, _ in GENERIC_GOALS:
+            for c in GENERIC_CONCURRENCY:
+                proxy, generic = find(runs, "proxy", t, key, c), find(runs, GENERIC, MESH, key, c)
+                ours = find(runs, "gateway", t, key, c)
+                if proxy and generic and ours:
+                    out.append(f"| {t} | {key} | {c} | {proxy.rps / generic.rps:.2f}× | "
+                               f"{ours.rps / proxy.rps:.2f}× |")  # fmt: skip
     others = [r.other_cores for r in runs]
     if others:
         out += [
@@ -587,6 +624,12 @@ def render_generic(
     out += [row for row in goals(runs, args) if "generic" in row or row.startswith("|--")
             or row.startswith("| goal")]  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def _shown(server: str, transport: str) -> str:
+    if server == GENERIC:
+        return "generic (Mesh)"
+    return f"floor proxy ({transport})" if server == "proxy" else f"ours ({transport})"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
