@@ -26,8 +26,9 @@ composed, served by Hive Gateway, bench/generic/ and bench/generic_gw.py) and ea
 floors (proxy, proxy+json), all on one fake OMS, the detail and the 50-item nested list at c=1
 and 16, interleaved in `--rounds` rounds, after checking that each gateway answers the same data
 and counting its upstream calls; the goals against the generic gateway are judged only on such
-a run, next to the floor goals and the ceiling (the floor proxy's req/s over the generic's). It needs node and npm (it runs `npm
-ci` itself when they are there, and otherwise says how to install them).
+a run, next to the floor goals and the ceiling (the floor proxy's req/s over the generic's).
+It needs node and npm (it runs `npm ci` itself when they are there, and otherwise says how to
+install them).
 
 `--ref REV` measures a clean `git archive` of a revision (gateway and transports alike, so each
 revision is judged against its own floor). `--compare REV` measures a second revision in the
