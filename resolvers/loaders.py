@@ -40,6 +40,7 @@ class Loaders:
         # The pages asked for so far (loaded, loading or failed), so a plan can tell which of
         # its pages would be new calls.
         self._page_futures: dict[PageKey, asyncio.Future[Page]] = {}
+        self._item_futures: dict[int, asyncio.Future[Item | None]] = {}
 
     def _shared(self) -> _Batches:
         if self._batches is None:
@@ -50,8 +51,23 @@ class Loaders:
     @property
     def items(self) -> DataLoader[int, Item | None]:
         if self._items is None:
-            self._items = DataLoader(partial(_load_items, self._shared()))
+            self._items = DataLoader(
+                partial(_load_items, self._shared()), cache_map=self._item_futures
+            )
         return self._items
+
+    async def item_alone(self, key: int) -> Item | None:
+        """`items.load(key)` for an operation whose only load this is (see `Plan.sole`): no
+        other key can join its batch, so the batch runs in place, without aiodataloader's
+        dispatch tick (a scheduled callback and two tasks). Its outcome goes into the loader's
+        cache as that batch would leave it (`prime` keeps a value or a per-key error, as
+        `load` does; a failed batch caches nothing), so a later `load` (graphql-core's rerun
+        of a bailed compiled run) is served from it without a call."""
+        if key not in self._item_futures:
+            [value] = await _load_items(self._shared(), [key])
+            self.items.prime(key, value)
+        item: Item | None = await self.items.load(key)
+        return item
 
     @property
     def pages(self) -> DataLoader[PageKey, Page]:
