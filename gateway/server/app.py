@@ -176,6 +176,26 @@ class DirectRoute:
             await self.app(scope, receive, send)
 
 
+class Compression(BrotliMiddleware):
+    """brotli_asgi's middleware (brotli, else gzip), which passes a request whose first
+    `Accept-Encoding` names neither on to the app as it is: that case is told here from the raw
+    header list, before the middleware builds starlette's `Headers` and reads it twice."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.excluded_handlers:
+            wanted = (b"br", b"gzip") if self.gzip_fallback else (b"br",)
+            for name, value in scope["headers"]:
+                if name == b"accept-encoding":
+                    if any(encoding in value for encoding in wanted):
+                        break
+                    await self.app(scope, receive, send)
+                    return
+            else:
+                await self.app(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings, *, tracer_provider: Any = None, clock: Clock | None = None
 ) -> Starlette:
@@ -226,7 +246,7 @@ def create_app(
     )
     # Brotli when the client accepts it, else gzip; both only above the minimum size.
     compression = Middleware(
-        BrotliMiddleware, minimum_size=settings.compression_min_size, quality=4, gzip_fallback=True
+        Compression, minimum_size=settings.compression_min_size, quality=4, gzip_fallback=True
     )
     # Outermost first: header sizes before anything reads them, the Host before any route,
     # CORS around shedding so a browser can read a shed 503 and its Retry-After.
