@@ -58,13 +58,19 @@ class Loaders:
 
     async def item_alone(self, key: int) -> Item | None:
         """`items.load(key)` for an operation whose only load this is (see `Plan.sole`): no
-        other key can join its batch, so the batch runs in place, without aiodataloader's
-        dispatch tick (a scheduled callback and two tasks). Its outcome goes into the loader's
-        cache as that batch would leave it (`prime` keeps a value or a per-key error, as
-        `load` does; a failed batch caches nothing), so a later `load` (graphql-core's rerun
-        of a bailed compiled run) is served from it without a call."""
+        other key can join its batch, so its one call is made in place, without aiodataloader's
+        dispatch tick (a scheduled callback and two tasks) and without a detail slot (no other
+        call can contend for one). Its outcome goes into the loader's cache as that batch would
+        leave it (`prime` keeps a value or a per-key error, as `load` does; a failed batch
+        caches nothing), so a later `load` (graphql-core's rerun of a bailed compiled run) is
+        served from it without a call."""
         if key not in self._item_futures:
-            [value] = await _load_items(self._shared(), [key])
+            # `_load_items([key])` with nothing to wait for or reuse (no page is asked for in
+            # such an operation), so straight to its one call.
+            try:
+                value: Any = await _fetch_item(self._shared(), key, alone=True)
+            except Exception as error:  # this key's error, which the batch would hand out
+                value = error
             self.items.prime(key, value)
         item: Item | None = await self.items.load(key)
         return item
@@ -132,12 +138,15 @@ async def _load_items(batches: _Batches, ids: list[int]) -> list[Any]:
     return [seen[i] if i in seen else by_id[i] for i in ids]
 
 
-async def _fetch_item(batches: _Batches, item_id: int) -> Item | None:
-    async with batches.detail_slots:
-        try:
+async def _fetch_item(batches: _Batches, item_id: int, *, alone: bool = False) -> Item | None:
+    try:
+        if alone:  # the operation's only detail call: nothing contends for its slots
             item = await batches.session.detail(item_id)
-        except UpstreamNotFound:
-            return None
+        else:
+            async with batches.detail_slots:
+                item = await batches.session.detail(item_id)
+    except UpstreamNotFound:
+        return None
     batches.seen.setdefault(item_id, item)
     return item
 
