@@ -214,8 +214,12 @@ async def _page_or_none(future: asyncio.Future[Page]) -> Page | None:
         return None  # DRF's "Invalid page.": this page is past the end
 
 
-async def fetch_item(loaders: Loaders, raw_id: Any) -> Item | None:
-    item: Item | None = await loaders.items.load(parse_id(raw_id, "id"))
+async def fetch_item(loaders: Loaders, raw_id: Any, *, alone: bool = False) -> Item | None:
+    """The item `raw_id` names; `alone` when this is the operation's only load."""
+    key = parse_id(raw_id, "id")
+    if alone:
+        return await loaders.item_alone(key)
+    item: Item | None = await loaders.items.load(key)
     return item
 
 

@@ -40,6 +40,7 @@ class Loaders:
         # The pages asked for so far (loaded, loading or failed), so a plan can tell which of
         # its pages would be new calls.
         self._page_futures: dict[PageKey, asyncio.Future[Page]] = {}
+        self._item_futures: dict[int, asyncio.Future[Item | None]] = {}
 
     def _shared(self) -> _Batches:
         if self._batches is None:
@@ -50,8 +51,29 @@ class Loaders:
     @property
     def items(self) -> DataLoader[int, Item | None]:
         if self._items is None:
-            self._items = DataLoader(partial(_load_items, self._shared()))
+            self._items = DataLoader(
+                partial(_load_items, self._shared()), cache_map=self._item_futures
+            )
         return self._items
+
+    async def item_alone(self, key: int) -> Item | None:
+        """`items.load(key)` for an operation whose only load this is (see `Plan.sole`): no
+        other key can join its batch, so its one call is made in place, without aiodataloader's
+        dispatch tick (a scheduled callback and two tasks) and without a detail slot (no other
+        call can contend for one). Its outcome goes into the loader's cache as that batch would
+        leave it (`prime` keeps a value or a per-key error, as `load` does; a failed batch
+        caches nothing), so a later `load` (graphql-core's rerun of a bailed compiled run) is
+        served from it without a call."""
+        if key not in self._item_futures:
+            # `_load_items([key])` with nothing to wait for or reuse (no page is asked for in
+            # such an operation), so straight to its one call.
+            try:
+                value: Any = await _fetch_item(self._shared(), key, alone=True)
+            except Exception as error:  # this key's error, which the batch would hand out
+                value = error
+            self.items.prime(key, value)
+        item: Item | None = await self.items.load(key)
+        return item
 
     @property
     def pages(self) -> DataLoader[PageKey, Page]:
@@ -116,12 +138,15 @@ async def _load_items(batches: _Batches, ids: list[int]) -> list[Any]:
     return [seen[i] if i in seen else by_id[i] for i in ids]
 
 
-async def _fetch_item(batches: _Batches, item_id: int) -> Item | None:
-    async with batches.detail_slots:
-        try:
+async def _fetch_item(batches: _Batches, item_id: int, *, alone: bool = False) -> Item | None:
+    try:
+        if alone:  # the operation's only detail call: nothing contends for its slots
             item = await batches.session.detail(item_id)
-        except UpstreamNotFound:
-            return None
+        else:
+            async with batches.detail_slots:
+                item = await batches.session.detail(item_id)
+    except UpstreamNotFound:
+        return None
     batches.seen.setdefault(item_id, item)
     return item
 

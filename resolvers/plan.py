@@ -70,6 +70,9 @@ class Plan:
     failed: bool = False
     deferred: bool = False  # some root field is under `@defer`
     shapes: dict[str, ListShape] = field(default_factory=dict)  # by response key, shaped roots
+    # The entry of the only root field that fetches, when exactly one does (no `@defer`): its
+    # loads are then the operation's only ones, so nothing could join their batch.
+    sole: Root | None = None
 
     def shape(self, key: str) -> ListShape | None:
         return self.shapes.get(key)
@@ -105,7 +108,10 @@ def plan_operation(
         if entry.shaped:
             shape = shapes[key] = collector.list_shape(definition, group)
         roots.append(PlannedRoot(key, group, definition, entry, shape))
-    return Plan(tuple(roots), details, False, bool(collected.new_defer_usages), shapes)
+    deferred = bool(collected.new_defer_usages)
+    fetching = [root.entry for root in roots if root.entry is not None]
+    sole = fetching[0] if len(fetching) == 1 and not deferred else None
+    return Plan(tuple(roots), details, False, deferred, shapes, sole)
 
 
 def shape_of(plan: Plan | None, info: GraphQLResolveInfo) -> ListShape:

@@ -46,7 +46,9 @@ def root_of(definition: GraphQLField) -> Root | None:
 
 
 async def _fetch_item(context: Context, args: Mapping[str, Any], _: ListShape) -> Any:
-    return await fetch_item(context.loaders, args["id"])
+    plan = context.plan
+    alone = plan is not None and plan.sole is ORDER_ITEM
+    return await fetch_item(context.loaders, args["id"], alone=alone)
 
 
 def _plan_item(

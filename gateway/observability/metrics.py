@@ -64,14 +64,19 @@ class _KnownChildren:
     gateway's label values are bounded and its children are never removed, so the first child
     made for a set of values serves every later call."""
 
+    _known_children: dict[tuple[Any, ...], Any]
+
     def labels(self, *values: Any, **named: Any) -> Any:
-        if named:
-            return super().labels(*values, **named)  # type: ignore[misc]
-        known: dict[tuple[Any, ...], Any] = self.__dict__.setdefault("_known_children", {})
-        child = known.get(values)
-        if child is None:
-            child = known[values] = super().labels(*values)  # type: ignore[misc]
-        return child
+        if not named:
+            try:
+                return self._known_children[values]
+            except AttributeError:
+                self._known_children = {}
+            except KeyError:
+                pass
+            child = self._known_children[values] = super().labels(*values)  # type: ignore[misc]
+            return child
+        return super().labels(*values, **named)  # type: ignore[misc]
 
 
 class _Counter(_KnownChildren, Counter):
@@ -111,6 +116,12 @@ class Metrics:
             "oms_gateway_operations_in_flight", "GraphQL operations being answered.",
             registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
+        # One process counts its operations in flight in a plain integer that the gauge reads
+        # when scraped, rather than with two locked updates per operation; with several workers
+        # each one's files are summed (livesum), so there every change is written as it comes.
+        self.operations_in_flight = 0
+        if not multiprocess:
+            self.in_flight.set_function(lambda: self.operations_in_flight)
         self.upstream_requests = _Counter(
             "oms_gateway_upstream_requests", "Upstream attempts by endpoint and HTTP status "
             "(or the transport failure).", ["endpoint", "status"], registry=r,
@@ -176,6 +187,18 @@ class Metrics:
         self._names: set[str] = set()
         self._max_names = max_operation_names
 
+    def operation_started(self) -> None:
+        if self.multiprocess:
+            self.in_flight.inc()
+        else:
+            self.operations_in_flight += 1
+
+    def operation_ended(self) -> None:
+        if self.multiprocess:
+            self.in_flight.dec()
+        else:
+            self.operations_in_flight -= 1
+
     def operation_label(self, name: str | None) -> str:
         if not name:
             return "anonymous"
@@ -200,6 +223,8 @@ class Metrics:
         self.flush_gc()
 
     def flush_gc(self) -> None:
+        if self._gc_seen == _GC_COUNTS:
+            return  # no collection since the last flush: most operations (one C comparison)
         for generation, counts in enumerate(_GC_COUNTS):
             seen = self._gc_seen[generation]
             for i, counter in enumerate(self._gc):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from brotli_asgi import BrotliMiddleware
@@ -176,6 +177,58 @@ class DirectRoute:
             await self.app(scope, receive, send)
 
 
+# Names whose raw bytes are the host starlette's parser reads from them, unchanged.
+_PLAIN_NAME = re.compile(rb"[a-z0-9.-]+")
+
+
+class TrustedHosts(TrustedHostMiddleware):
+    """starlette's middleware, which lets a request whose first `Host` is exactly one of the
+    plain allowed names (lower case, no wildcard), with or without a port of digits, through at
+    once: starlette accepts each of those too. Anything else (another case, a wildcard, an IPv6
+    literal, a foreign or malformed host) is left to starlette, which decides as before."""
+
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: Sequence[str] | None = None, www_redirect: bool = True
+    ) -> None:
+        super().__init__(app, allowed_hosts, www_redirect)
+        self.plain = frozenset(
+            name
+            for name in (pattern.encode("latin-1") for pattern in self.allowed_hosts)
+            if _PLAIN_NAME.fullmatch(name)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.allow_any:
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host, colon, port = value.partition(b":")
+                    if host in self.plain and (not colon or port.isdigit()):
+                        await self.app(scope, receive, send)
+                        return
+                    break
+        await super().__call__(scope, receive, send)
+
+
+class Compression(BrotliMiddleware):
+    """brotli_asgi's middleware (brotli, else gzip), which passes a request whose first
+    `Accept-Encoding` names neither on to the app as it is: that case is told here from the raw
+    header list, before the middleware builds starlette's `Headers` and reads it twice."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.excluded_handlers:
+            wanted = (b"br", b"gzip") if self.gzip_fallback else (b"br",)
+            for name, value in scope["headers"]:
+                if name == b"accept-encoding":
+                    if any(encoding in value for encoding in wanted):
+                        break
+                    await self.app(scope, receive, send)
+                    return
+            else:
+                await self.app(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings, *, tracer_provider: Any = None, clock: Clock | None = None
 ) -> Starlette:
@@ -226,7 +279,7 @@ def create_app(
     )
     # Brotli when the client accepts it, else gzip; both only above the minimum size.
     compression = Middleware(
-        BrotliMiddleware, minimum_size=settings.compression_min_size, quality=4, gzip_fallback=True
+        Compression, minimum_size=settings.compression_min_size, quality=4, gzip_fallback=True
     )
     # Outermost first: header sizes before anything reads them, the Host before any route,
     # CORS around shedding so a browser can read a shed 503 and its Retry-After.
@@ -238,9 +291,7 @@ def create_app(
         ),
         # Against DNS rebinding: a page on attacker.example resolved to this address must not
         # reach data with the service token.
-        Middleware(
-            TrustedHostMiddleware, allowed_hosts=settings.allowed_host_list, www_redirect=False
-        ),
+        Middleware(TrustedHosts, allowed_hosts=settings.allowed_host_list, www_redirect=False),
         shedding,
         compression,
         Middleware(DirectRoute, path="/graphql", endpoint=endpoint, methods=GRAPHQL_METHODS),

@@ -253,7 +253,7 @@ class GraphQLEndpoint:
             return self._plain(406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.", request_id)
         record = OperationRecord(request_id)
         started = time.perf_counter()
-        self.metrics.in_flight.inc()
+        self.metrics.operation_started()
         parent = self.tracing.extract(request.headers)
         try:
             with self.tracing.span("graphql.operation", "SERVER", parent=parent) as span:
@@ -264,7 +264,7 @@ class GraphQLEndpoint:
                     if record.outcome != "ok":
                         self.tracing.fail(span, ",".join(record.codes) or record.outcome)
         finally:
-            self.metrics.in_flight.dec()
+            self.metrics.operation_ended()
         self._observe(record, time.perf_counter() - started, response.status_code)
         return response
 

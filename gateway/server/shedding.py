@@ -76,8 +76,7 @@ class LoadShedding:
         None when the client disconnected first."""
         if scope["method"] in ("GET", "HEAD"):
             return []
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
+        if _declared_length(scope["headers"]) > self.max_body:
             return []  # refused from the header alone by the app
         messages: list[Message] = []
         size = 0
@@ -89,6 +88,15 @@ class LoadShedding:
             size += len(message.get("body", b""))
             if not message.get("more_body", False) or size > self.max_body:
                 return messages
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The first `Content-Length` when it is all digits (as the endpoint reads it), else -1;
+    from the raw list, without starlette's `Headers` (which copies it) per request."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else -1
+    return -1
 
 
 def _replay(messages: list[Message], receive: Receive) -> Any:

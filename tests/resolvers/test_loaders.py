@@ -8,14 +8,16 @@ import weakref
 
 import pytest
 
+from gateway.errors import UpstreamBadResponse
 from gateway.execution.executor import Executor
-from gateway.fake_upstream.app import Faults
+from gateway.fake_upstream.app import FakeOms, Faults, create_fake_app
 from gateway.settings import UPSTREAM_CLIENTS, Settings
 from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from schema import make_schema
-from tests.conftest import AUTH
+from tests.conftest import AUTH, serve
+from tests.support import FaultSwitch, oms_client
 
 
 def test_same_page_under_two_aliases_is_fetched_once(gateway, upstream):
@@ -81,6 +83,44 @@ def test_detail_calls_run_concurrently_under_the_cap(make_gateway, upstream):
     assert stats["max_in_flight"] == 4
 
 
+async def test_a_lone_detail_leaves_the_cache_as_its_batch_would():
+    """An operation's only load skips aiodataloader's batch tick (`Loaders.item_alone`), but
+    its outcome stays in the items loader: a later load of the same id (graphql-core rerunning
+    a bailed compiled run) gets the same item, the same null, or the same error, without a
+    call; a batched load of another operation gets the same answers."""
+    switch = FaultSwitch(create_fake_app(FakeOms()))
+    switch.details = {4: "malformed"}
+    with serve(switch) as url:
+        async with oms_client(url) as client:
+
+            def loaders() -> Loaders:
+                session = UpstreamSession(client, AUTH["Authorization"], time.monotonic() + 30)
+                return Loaders(session, detail_concurrency=1)
+
+            def calls(of: Loaders) -> int:
+                return sum(of.session.calls.values())
+
+            alone, batched = loaders(), loaders()
+            item = await alone.item_alone(3)
+            assert item is not None and item["id"] == 3
+            assert await alone.item_alone(3) is item
+            assert await alone.items.load(3) is item
+            assert await alone.item_alone(999999) is None
+            assert await alone.items.load(999999) is None
+            with pytest.raises(UpstreamBadResponse) as failed:
+                await alone.item_alone(4)
+            with pytest.raises(UpstreamBadResponse) as again:
+                await alone.items.load(4)
+            assert again.value is failed.value
+            assert calls(alone) == 3  # one per id, none for the repeats
+
+            assert await batched.items.load(3) == item
+            assert await batched.items.load(999999) is None
+            with pytest.raises(UpstreamBadResponse):
+                await batched.items.load(4)
+            assert calls(batched) == 3
+
+
 # What an operation builds must die with it by reference counting: as cyclic garbage, a 50-item
 # list's pages and items waited for the collector, which then ran every few dozen operations.
 _OPERATIONS = {
@@ -89,6 +129,7 @@ _OPERATIONS = {
         "{ a: orderItems(first: 5) { nodes { id } } b: orderItems(first: 5) { nodes { product { sku } } } }"
     ),
     "detail and ids": "{ orderItem(id: 7) { id } orderItemsByIds(ids: [7, 8, 7]) { id } }",
+    "lone detail": "{ orderItem(id: 9) { id price } }",
 }
 
 

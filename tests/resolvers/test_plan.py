@@ -53,6 +53,28 @@ def test_the_plan_reads_a_list_shape_from_the_whole_selection(query, shape):
     assert [(root.key, root.shape) for root in plan.roots] == [("orderItems", shape)]
 
 
+@pytest.mark.parametrize(
+    ("query", "sole"),
+    [
+        ("{ orderItem(id: 1) { id } }", "orderItem"),
+        ("{ __typename a: orderItem(id: 1) { id } a: orderItem(id: 1) { price } }", "orderItem"),
+        (
+            "query($s: Boolean!) { orderItem(id: 1) { id } b: orderItem(id: 2) @skip(if: $s) { id } }",
+            "orderItem",
+        ),
+        ("{ orderItemsByIds(ids: [1, 2]) { id } }", "orderItemsByIds"),
+        ("{ orderItems { totalCount } }", "orderItems"),
+        ("{ a: orderItem(id: 1) { id } b: orderItem(id: 1) { id } }", None),
+        ("{ orderItem(id: 1) { id } orderItems { totalCount } }", None),
+        ("{ __typename }", None),
+    ],
+)
+def test_the_plan_names_the_only_root_field_that_fetches(query: str, sole: str | None) -> None:
+    # With one fetching root, that root's loads are the operation's only ones.
+    plan = plan_of(make_executors()[1], query, {"s": True})
+    assert (plan.sole.name if plan.sole is not None else None) == sole
+
+
 def test_root_fields_are_grouped_by_response_key_as_graphql_core_executes_them():
     query = (
         "query($s: Boolean!) { a: orderItem(id: 1) { id } ...R a: orderItem(id: 1) { price }"

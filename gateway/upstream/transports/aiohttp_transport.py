@@ -60,7 +60,8 @@ class AiohttpTransport(ClosesOnExit):
                     self._limit,
                     response.content_length,
                 )
-                async for chunk in response.content.iter_any():
+                content = response.content
+                while chunk := await content.readany():  # iter_any() without its iterator
                     body.feed(chunk)
                 reply = Reply(response.status, response.headers, body.finish())
             except BaseException:

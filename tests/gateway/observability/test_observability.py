@@ -6,6 +6,8 @@ import json
 import logging
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -50,6 +52,25 @@ def test_metrics_count_operations_upstream_calls_and_retries(make_gateway, upstr
     assert sample(text, "oms_gateway_upstream_requests_total", endpoint=endpoint, status="503") == 3
     assert sample(text, "oms_gateway_upstream_retries_total", endpoint=endpoint) == 2
     assert sample(text, "oms_gateway_circuit_breaker_state") == 0
+
+
+def test_operations_in_flight_are_counted_while_they_run(make_gateway, upstream):
+    gateway = make_gateway()
+    assert sample(metrics_text(gateway), "oms_gateway_operations_in_flight") == 0
+    upstream.fake.faults = Faults(latency=0.5)
+    with ThreadPoolExecutor(2) as pool:
+        running = [pool.submit(gateway.data, "{ orderItem(id: 2) { id } }") for _ in range(2)]
+        deadline = time.monotonic() + 5
+        while upstream.fake.in_flight < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sample(metrics_text(gateway), "oms_gateway_operations_in_flight") == 2
+        for operation in running:
+            assert operation.result()["orderItem"] == {"id": "2"}
+    upstream.fake.faults = Faults()
+    assert sample(metrics_text(gateway), "oms_gateway_operations_in_flight") == 0
+    gateway.query("{ __typename }")  # one that fails nothing, and one that is refused
+    assert gateway.post("{ nope }").status_code == 400
+    assert sample(metrics_text(gateway), "oms_gateway_operations_in_flight") == 0
 
 
 def test_metric_labels_stay_bounded_and_carry_no_secrets(make_gateway):
@@ -200,6 +221,8 @@ def test_incoming_traceparent_continues_the_trace(upstream, http):
 def test_gateway_runs_unchanged_without_the_otel_extra(upstream):
     script = f"""
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 sys.modules["opentelemetry"] = None  # as if the extra were not installed
 import httpx
 from tests.conftest import serve, AUTH

@@ -48,3 +48,21 @@ def test_minimum_size_is_a_setting(make_gateway):
     gateway = make_gateway(compression_min_size=10)
     response, _ = raw_get(gateway, SMALL, "br")
     assert response.headers["content-encoding"] == "br"
+
+
+@pytest.mark.parametrize(
+    ("accepts", "encoding"),
+    [
+        (["deflate"], None),  # neither br nor gzip: sent as it is
+        (["identity", "br"], None),  # only the first header counts, as starlette reads it
+        (["br", "identity"], "br"),
+        (["x-gzip"], "gzip"),  # a substring, as brotli_asgi matches it
+    ],
+)
+def test_the_first_accept_encoding_header_decides(gateway, accepts, encoding):
+    headers = [("authorization", AUTH["Authorization"])]
+    headers += [("accept-encoding", accept) for accept in accepts]
+    with httpx.Client(trust_env=False) as client:
+        with client.stream("GET", f"{gateway.url}/graphql", params=LIST, headers=headers) as r:
+            assert r.status_code == 200
+            assert r.headers.get("content-encoding") == encoding

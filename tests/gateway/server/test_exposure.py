@@ -34,6 +34,26 @@ def test_a_foreign_host_is_refused_before_the_service_token_is_used(make_gateway
     assert upstream.calls() == 1
 
 
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1", 200),
+        ("localhost:{port}", 200),
+        ("LocalHost:{port}", 200),  # names are matched without regard to case
+        ("localhost:", 400),
+        ("localhost:{port}:1", 400),
+        ("localhost:8a", 400),
+        ("localhost.attacker.example", 400),
+        ("attacker.example:{port}", 400),
+        ("[::1]:{port}", 400),
+    ],
+)
+def test_the_host_is_checked_as_starlette_checks_it(gateway, host, status):
+    port = gateway.url.rsplit(":", 1)[1]
+    response = gateway.post(DETAIL, headers={**AUTH, "Host": host.format(port=port)})
+    assert response.status_code == status
+
+
 def test_allowed_hosts_can_name_the_public_name_or_allow_any(make_gateway, upstream):
     named = make_gateway(allowed_hosts="api.example.com")
     assert named.post(DETAIL, headers={**AUTH, "Host": "api.example.com"}).status_code == 200
