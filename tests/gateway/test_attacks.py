@@ -541,6 +541,47 @@ async def test_a_count_beyond_int_is_a_bad_response():
         await transport.aclose()
 
 
+ITEM = {"id": 1, "state": {"id": 1}, "product": {"id": 1}}
+SIMPLE_ITEM = {"id": 1, "state": 1, "product": 1}
+
+
+@pytest.mark.parametrize(
+    ("kind", "item", "good"),
+    [
+        ("full", ITEM, True),
+        ("simple", SIMPLE_ITEM, True),
+        ("full", SIMPLE_ITEM, False),
+        ("simple", ITEM, False),
+        ("full", {**ITEM, "id": "1"}, False),
+        ("full", {**ITEM, "id": True}, False),
+        ("full", {"state": {}, "product": {}}, False),
+        ("full", {**ITEM, "state": None}, False),
+        ("full", {"id": 1, "state": {}}, False),
+        ("simple", {**SIMPLE_ITEM, "product": 1.0}, False),
+        ("full", [ITEM], False),
+    ],
+)
+async def test_a_page_holds_only_items_of_its_shape(kind, item, good):
+    # The second of two items breaks the shape: every item is checked, not the first alone.
+    page = {"count": 2, "results": [ITEM if kind == "full" else SIMPLE_ITEM, item]}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return json_response(json.dumps(page).encode())
+
+    settings = Settings(upstream_retries=0, upstream_url="http://127.0.0.1:9")
+    transport = HttpxTransport(settings, httpx.MockTransport(answer))
+    try:
+        session = UpstreamSession(OmsClient(transport, settings), "Token t", time.monotonic() + 5)
+        if good:
+            served = await session.list_page(kind, limit=2, page=1, order_number=None)
+            assert [i["id"] for i in served.results] == [1, 1]
+        else:
+            with pytest.raises(UpstreamBadResponse):
+                await session.list_page(kind, limit=2, page=1, order_number=None)
+    finally:
+        await transport.aclose()
+
+
 def test_deep_variables_are_bad_user_input(make_gateway, upstream):
     gw = make_gateway(response_cache_ttl=5)
     post = gw.post("query($ids: [ID!]!) { orderItemsByIds(ids: $ids) { id } }", {"ids": deep(300)})
