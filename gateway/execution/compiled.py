@@ -269,8 +269,40 @@ class _Codegen:
         """Lines that turn `var` into its response value in place, or raise."""
         if is_non_null_type(type_):
             return self.complete_present(f, type_.of_type, var, non_null=True, inline=inline)
+        nullable = self.complete_nullable(type_, var)
+        if nullable is not None:
+            return nullable
         lines = self.complete_present(f, type_, var, non_null=False, inline=inline)
         return [f"if {var} is not None:", *_indent(lines, 1)] if lines else []
+
+    def complete_nullable(self, type_: GraphQLOutputType, var: str) -> list[str] | None:
+        """The checks of a nullable leaf that test the usual value first, so that a present
+        value costs one test, not a null test and then its own (a 50-item list has ~1,500);
+        None where the general lines are needed."""
+        if not is_scalar_type(type_) or type_.coerce_output_value is None:
+            return None
+        coerce = type_.coerce_output_value
+        if coerce is GraphQLString.coerce_output_value:
+            return [f"if type({var}) is not str and {var} is not None: raise _Bail"]
+        if coerce is GraphQLBoolean.coerce_output_value:
+            return [f"if type({var}) is not bool and {var} is not None: raise _Bail"]
+        if coerce is GraphQLInt.coerce_output_value:
+            return [
+                f"if type({var}) is int:",
+                f"    if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise _Bail",
+                f"elif {var} is not None: raise _Bail",
+            ]
+        accepted = ACCEPTED.get(coerce)
+        if accepted is None:
+            return None
+        # The memo holds only strings: any other value is not in it and goes to the
+        # serializer (an unhashable one raises, which bails as `_Bail` does).
+        seen, name = self.bind("accepted", accepted), self.bind("coerce", coerce)
+        return [
+            f"if {var} not in {seen} and {var} is not None:",
+            f"    {var} = {name}({var})",
+            f"    if {var} is None or {var} is _Undefined: raise _Bail",
+        ]
 
     def complete_present(
         self, f: FieldPlan, type_: GraphQLOutputType, var: str, *, non_null: bool, inline: bool

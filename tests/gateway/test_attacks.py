@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from graphql import get_introspection_query, parse
 
@@ -27,7 +28,14 @@ from gateway.fake_upstream.app import FakeOms, create_fake_app
 from gateway.fake_upstream.data import make_items
 from gateway.server.response_cache import MemoryResponseCache
 from gateway.settings import Settings
-from gateway.upstream.client import OmsClient, UpstreamSession
+from gateway.upstream.client import (
+    _ANSWER_LEVELS,
+    _DUMPS_LEVELS,
+    _LOADS_LEVELS,
+    _WRAP_FROM,
+    OmsClient,
+    UpstreamSession,
+)
 from gateway.upstream.transports.httpx_transport import HttpxTransport
 from schema import make_schema
 from tests.conftest import AUTH, serve
@@ -410,6 +418,102 @@ def test_upstream_json_nested_600_deep_is_a_bad_response():
         asyncio.run(detail())
 
 
+def nested_lists(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+def test_orjson_reads_and_writes_the_depths_the_client_assumes():
+    # Large bodies are decoded inside wrappers so that `loads` refuses what `dumps` could not
+    # write: exact only while these are orjson's limits.
+    orjson.loads(nested_lists(_LOADS_LEVELS))
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(nested_lists(_LOADS_LEVELS + 1))
+    orjson.dumps(orjson.loads(nested_lists(_DUMPS_LEVELS)))
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(orjson.loads(nested_lists(_DUMPS_LEVELS + 1)))
+
+
+# A page's item sits 3 levels down (body, `results`, the item), its product's attributes 4.
+DEEPEST_IN_A_PAGE = _DUMPS_LEVELS - _ANSWER_LEVELS - 4
+
+
+def with_depth(levels: int) -> Any:
+    """A value `levels` containers deep, of both kinds."""
+    value: Any = []
+    for level in range(1, levels):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+@pytest.fixture(scope="module")
+def deep_page_upstream() -> Iterator[str]:
+    """Pages of 50 (decoded inside wrappers): item 2's product attributes as deep as a page
+    may hold, item 52's one level deeper."""
+    items = copy.deepcopy(make_items())
+    for item, levels in ((items[1], DEEPEST_IN_A_PAGE), (items[51], DEEPEST_IN_A_PAGE + 1)):
+        item["product"] = copy.deepcopy(item["product"])
+        item["product"]["attributes"] = with_depth(levels)
+    with serve(create_fake_app(FakeOms(items=items))) as url:
+        yield url
+
+
+@pytest.mark.parametrize("upstream_client", ["httpx", "aiohttp"])
+def test_a_large_page_is_refused_from_the_same_depth_as_any_body(
+    make_gateway, deep_page_upstream, http, upstream_client
+):
+    page = http.get(f"{deep_page_upstream}/api/v1/oms/order_items/?limit=50&page=1", headers=AUTH)
+    assert len(page.content) >= _WRAP_FROM  # the path under test
+    gw = make_gateway(upstream_url=deep_page_upstream, upstream_client=upstream_client)
+    query = "query($p: Int) { orderItems(page: $p, pageSize: 50) { nodes { id product { attributes } } } }"
+    first = gw.data(query, {"p": 1})["orderItems"]["nodes"]
+    assert first[1]["product"]["attributes"] == with_depth(DEEPEST_IN_A_PAGE)
+    body = gw.query(query, {"p": 2})
+    assert codes(body) == [ErrorCode.UPSTREAM_BAD_RESPONSE]
+    assert body["data"] == {"orderItems": None}
+    assert "nested too deep" in body["errors"][0]["message"]
+
+
+def refusal(body: bytes) -> str:
+    """Why the client refuses `body` as a detail, from a mock transport (it can be any bytes)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return json_response(body)
+
+    async def detail() -> str:
+        settings = Settings(upstream_retries=0, upstream_url="http://127.0.0.1:9")
+        transport = HttpxTransport(settings, httpx.MockTransport(answer))
+        session = UpstreamSession(OmsClient(transport, settings), "Token t", time.monotonic() + 5)
+        try:
+            await session.detail(2)
+        except UpstreamBadResponse as error:
+            return str(error)
+        finally:
+            await transport.aclose()
+        raise AssertionError("the body was accepted")
+
+    return asyncio.run(detail())
+
+
+PAD = b', "pad": "' + b"x" * _WRAP_FROM + b'"'
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        # Not one JSON value, though it is one inside the wrappers (`],[` closes one, opens one).
+        (b'{"id": 2, "state": {}, "product": {}' + PAD + b"}],[{}", "undecodable"),
+        (b'{"id": 2, "state": {}, "product": {}' + PAD + b"}]]]],[[[[{}", "undecodable"),
+        (b'{"id": 2, "state": {}, "product": {}' + PAD + b"} ]", "undecodable"),
+        (b" " * _WRAP_FROM, "undecodable"),
+        (b'{"id": 2, "product": ' + nested_lists(600) + PAD + b"}", "nested too deep"),
+        (b'{"id": 2, "product": ' + nested_lists(_LOADS_LEVELS) + PAD + b"}", "undecodable"),
+    ],
+)
+def test_large_bodies_are_refused_as_any_body(body, why):
+    assert len(body) >= _WRAP_FROM
+    assert why in refusal(body)
+
+
 @pytest.mark.parametrize("item", list(HOSTILE))
 def test_hostile_upstream_values_fail_their_field(make_gateway, hostile_upstream, item):
     gw = make_gateway(upstream_url=hostile_upstream)
@@ -433,6 +537,47 @@ async def test_a_count_beyond_int_is_a_bad_response():
         session = UpstreamSession(OmsClient(transport, settings), "Token t", time.monotonic() + 5)
         with pytest.raises(UpstreamBadResponse):
             await session.list_page("simple", limit=1, page=1, order_number=None)
+    finally:
+        await transport.aclose()
+
+
+ITEM = {"id": 1, "state": {"id": 1}, "product": {"id": 1}}
+SIMPLE_ITEM = {"id": 1, "state": 1, "product": 1}
+
+
+@pytest.mark.parametrize(
+    ("kind", "item", "good"),
+    [
+        ("full", ITEM, True),
+        ("simple", SIMPLE_ITEM, True),
+        ("full", SIMPLE_ITEM, False),
+        ("simple", ITEM, False),
+        ("full", {**ITEM, "id": "1"}, False),
+        ("full", {**ITEM, "id": True}, False),
+        ("full", {"state": {}, "product": {}}, False),
+        ("full", {**ITEM, "state": None}, False),
+        ("full", {"id": 1, "state": {}}, False),
+        ("simple", {**SIMPLE_ITEM, "product": 1.0}, False),
+        ("full", [ITEM], False),
+    ],
+)
+async def test_a_page_holds_only_items_of_its_shape(kind, item, good):
+    # The second of two items breaks the shape: every item is checked, not the first alone.
+    page = {"count": 2, "results": [ITEM if kind == "full" else SIMPLE_ITEM, item]}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return json_response(json.dumps(page).encode())
+
+    settings = Settings(upstream_retries=0, upstream_url="http://127.0.0.1:9")
+    transport = HttpxTransport(settings, httpx.MockTransport(answer))
+    try:
+        session = UpstreamSession(OmsClient(transport, settings), "Token t", time.monotonic() + 5)
+        if good:
+            served = await session.list_page(kind, limit=2, page=1, order_number=None)
+            assert [i["id"] for i in served.results] == [1, 1]
+        else:
+            with pytest.raises(UpstreamBadResponse):
+                await session.list_page(kind, limit=2, page=1, order_number=None)
     finally:
         await transport.aclose()
 

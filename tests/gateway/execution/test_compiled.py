@@ -275,6 +275,38 @@ async def test_missing_keys_read_as_null_alike(executors, sparse, first, compile
         assert nodes[2]["product"]["images"][0]["url"] is None
 
 
+def _odd_leaf_items() -> list[dict[str, Any]]:
+    """Items whose nullable leaves hold values the projectors test for last: after the usual
+    value (a string, an int, a bool) and null; unhashable ones miss the scalars' memos."""
+    items = [copy.deepcopy(item) for item in make_items(8)]
+    for item_id, path, value in [
+        (2, "price", {"amount": "1.00"}), (3, "created_date", ["2021-07-07"]),
+        (4, "tax_rate", True), (5, "omnitron_id", True), (6, "price_list.is_auto_sync", 1),
+        (7, "product.sku", ["sku"]),
+    ]:  # fmt: skip
+        *parents, key = path.split(".")
+        target: Any = items[item_id - 1]
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+    return items
+
+
+@pytest.fixture(scope="module")
+async def odd_leaves() -> AsyncIterator[OmsClient]:
+    with serve(create_fake_app(FakeOms(items=_odd_leaf_items()))) as url:
+        async with oms_client(url) as client:
+            yield client
+
+
+@pytest.mark.parametrize("item_id", range(1, 9))
+async def test_odd_nullable_leaves_fail_alike(executors, odd_leaves, item_id):
+    query = ITEM_FIELDS + f"{{ orderItem(id: {item_id}) {{ ...ItemFields }} }}"
+    outcome = await both(executors, odd_leaves, query)
+    assert outcome.compiled == (item_id in (1, 8))
+    assert bool(outcome.errors) == (item_id in (2, 3, 4, 7))  # Int and Boolean coerce theirs
+
+
 async def test_unexpected_errors_are_masked_alike(executors, mangled):
     outcome = await both(executors, mangled, "{ orderItem(id: 6) { product { images { url } } } }")
     assert outcome.bailed
