@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.errors import INTERNAL_MESSAGE, ErrorCode, RequestError, error_body, request_error
 from gateway.execution.executor import Executor
 from gateway.execution.graphql_errors import client_error
+from gateway.observability.logs import log_fields
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.server.apq import DocumentStore, persisted_hash, resolve_query
@@ -447,9 +448,11 @@ class GraphQLEndpoint:
         if record.fallback is not None:
             self.metrics.fallbacks.labels(record.fallback).inc()
         self.metrics.count_errors(record.codes)
-        access_log.info(
+        log_fields(
+            access_log,
+            logging.INFO,
             "operation",
-            extra={
+            {
                 "request_id": record.request_id,
                 "operation": record.name if record.selected else record.requested,
                 "duration_ms": round(seconds * 1000, 3),
