@@ -443,8 +443,7 @@ class GraphQLEndpoint:
 
     def _observe(self, record: OperationRecord, seconds: float, status: int) -> None:
         label = self.metrics.operation_label(record.name) if record.selected else "unselected"
-        self.metrics.operations.labels(label, record.outcome, record.engine).inc()
-        self.metrics.operation_seconds.labels(label, record.engine).observe(seconds)
+        self.metrics.operation(label, record.outcome, record.engine, seconds)
         if record.fallback is not None:
             self.metrics.fallbacks.labels(record.fallback).inc()
         self.metrics.count_errors(record.codes)

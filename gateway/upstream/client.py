@@ -213,10 +213,7 @@ class OmsClient:
                 status = "body_refused"
                 raise
             finally:
-                self.metrics.upstream_requests.labels(endpoint, status).inc()
-                self.metrics.upstream_seconds.labels(endpoint).observe(
-                    time.perf_counter() - started
-                )
+                self.metrics.upstream_attempt(endpoint, status, time.perf_counter() - started)
 
     async def _send(
         self, url: str, params: Params | None, headers: dict[str, str], deadline: float
