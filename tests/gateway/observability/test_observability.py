@@ -292,3 +292,35 @@ def test_the_access_line_written_without_a_record_is_the_records_line(make_gatew
     }
     assert direct["upstream_calls"] == 1 and direct["status"] == 200
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", direct["time"])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"a": 'quo"te\n', "b": "héllo ☃", "c": [1, None, 2.5]}, {"when": time}, {"n": 2**64}],
+)
+def test_a_line_written_without_a_record_is_the_formatters_line(fields, capsys):
+    from gateway.observability.logs import configure_logging, log_fields
+
+    root, logger = logging.getLogger(), logging.getLogger("tests.direct")
+    saved = (root.handlers[:], root.level, logging.logThreads, logging.logProcesses)
+    saved_more = (logging.logMultiprocessing, logging._srcfile)
+    records: list[logging.LogRecord] = []
+    try:
+        configure_logging("json")
+        log_fields(logger, logging.WARNING, 'a "message"', fields)  # written directly
+        listener = logging.Handler()
+        listener.emit = records.append  # type: ignore[method-assign]
+        root.addHandler(listener)
+        log_fields(logger, logging.WARNING, 'a "message"', fields)  # through a record
+    finally:
+        root.handlers[:], root.level, logging.logThreads, logging.logProcesses = saved
+        logging.logMultiprocessing, logging._srcfile = saved_more
+    out, err = capsys.readouterr()
+    [record] = records
+    if "n" in fields:  # orjson refuses it: logging's error report, both times, and no line
+        assert err.count("--- Logging error ---") == 2 and "tests.direct" not in out
+        return
+    direct, via_record = out.splitlines()[-2:]
+    assert via_record == JsonFormatter().format(record)
+    assert direct.split(",", 1)[1] == via_record.split(",", 1)[1]  # all but the time
+    assert json.loads(direct)["time"][:16] == json.loads(via_record)["time"][:16]
