@@ -50,7 +50,7 @@ class HttpRequest:
     starlette's `Headers.get` answers), the query string and the body's messages. starlette's
     `Request` scans the header list on each of the half-dozen look-ups, most for absent names."""
 
-    __slots__ = ("_query", "headers", "method", "receive", "scope")
+    __slots__ = ("_query", "headers", "is_get", "method", "receive", "scope")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -58,10 +58,10 @@ class HttpRequest:
         self.method: str = scope["method"]
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
-            key = name.decode("latin-1")
-            if key not in headers:
-                headers[key] = value.decode("latin-1")
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         self.headers = headers
+        # HEAD is GET without the body (RFC 9110): same status and headers, ETag included.
+        self.is_get = self.method in ("GET", "HEAD")
         self._query: QueryParams | None = None
 
     @property
@@ -250,7 +250,7 @@ class GraphQLEndpoint:
             return Response(status_code=204, headers={"Allow": ALLOW, "X-Request-ID": request_id})
         if method not in ("GET", "HEAD", "POST"):
             return self._plain(405, "Use GET or POST.", request_id, {"Allow": ALLOW})
-        if _is_get(request) and _wants_html(request):
+        if request.is_get and _wants_html(request):
             if self.settings.production:
                 return self._plain(404, "GraphiQL is off in production.", request_id)
             return self.graphiql()
@@ -306,7 +306,7 @@ class GraphQLEndpoint:
         return self._respond(status, content, media_type, record.request_id, request)
 
     async def _params(self, request: HttpRequest) -> GraphQLRequest:
-        if _is_get(request):
+        if request.is_get:
             return parse_params(request.query_params)
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type != JSON:
@@ -335,7 +335,7 @@ class GraphQLEndpoint:
         # Without any credentials nothing is cached or compiled: the operation cannot fetch.
         credentials = bool(context.session.authorization)
         parsed = self.executor.parse(query, cache=credentials)
-        if _is_get(request) and parsed.kind(params.operation_name) not in (
+        if request.is_get and parsed.kind(params.operation_name) not in (
             None,
             OperationType.QUERY,
         ):
@@ -351,7 +351,7 @@ class GraphQLEndpoint:
         record.name = operation.name.value if operation.name else None
         record.selected = True
         key = None
-        if self.responses is not None and (_is_get(request) or digest is not None):
+        if self.responses is not None and (request.is_get or digest is not None):
             authorization = context.session.authorization
             if authorization:
                 key = cache_key(authorization, query, params.variables, record.name)
@@ -434,7 +434,7 @@ class GraphQLEndpoint:
         headers = [(b"x-request-id", request_id.encode("latin-1")), _VARY]
         if status == 405:
             headers.append(_ALLOW_POST)
-        if _is_get(request) and status == 200:
+        if request.is_get and status == 200:
             etag = f'"{hashlib.blake2b(content, digest_size=16).hexdigest()}"'
             headers.append((b"etag", etag.encode("latin-1")))
             max_age = self.settings.get_cache_max_age
@@ -507,11 +507,6 @@ _CONTENT_TYPES = {
     media: (b"content-type", f"{media}; charset=utf-8".encode("latin-1"))
     for media in (GRAPHQL_RESPONSE, JSON)
 }
-
-
-def _is_get(request: HttpRequest) -> bool:
-    """HEAD is GET without the body (RFC 9110): same status and headers, ETag included."""
-    return request.method in ("GET", "HEAD")
 
 
 def _etags(header: str | None) -> set[str]:

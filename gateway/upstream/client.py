@@ -272,7 +272,7 @@ class _Timer:
         self._task = task
         self._cancelling = task.cancelling()
         self._fired = False
-        self._handle = loop.call_at(loop.time() + budget, self._fire)
+        self._handle = loop.call_later(budget, self._fire)
 
     def _fire(self) -> None:
         self._fired = True
