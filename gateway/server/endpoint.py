@@ -308,7 +308,9 @@ class GraphQLEndpoint:
     async def _params(self, request: HttpRequest) -> GraphQLRequest:
         if request.is_get:
             return parse_params(request.query_params)
-        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        content_type = request.headers.get("content-type", "")
+        if content_type != JSON:  # the usual header as is; anything else parsed
+            content_type = content_type.split(";", 1)[0].strip().lower()
         if content_type != JSON:
             # Only JSON: a browser form (urlencoded, multipart, text/plain) can never send one.
             raise request_error(
