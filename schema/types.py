@@ -73,10 +73,8 @@ def state_name(
     ] = None,
 ) -> str | None:
     """The translated name for `locale`, else the state's default name."""
-    requested = locale
-    translations = root.get("translations")
-    if requested and isinstance(translations, dict):
-        wanted = requested.lower().replace("_", "-")
+    if locale and isinstance(translations := root.get("translations"), dict):
+        wanted = locale.lower().replace("_", "-")
         for candidate in (wanted, wanted.split("-", 1)[0]):
             for code, entry in translations.items():
                 code = code.lower()

@@ -297,7 +297,7 @@ class _Codegen:
             return None
         # The memo holds only strings: any other value is not in it and goes to the
         # serializer (an unhashable one raises, which bails as `_Bail` does).
-        seen, name = self.bind("accepted", accepted), self.bind("coerce", coerce)
+        seen, name = self.bind("accepted", accepted.strings), self.bind("coerce", coerce)
         return [
             f"if {var} not in {seen} and {var} is not None:",
             f"    {var} = {name}({var})",
@@ -357,7 +357,7 @@ class _Codegen:
         if accepted is not None:
             # The serializer's own memo, looked up inline: a string it accepted before is
             # answered as is (~40 ns less per value; a 50-item list has ~870 of them).
-            seen = self.bind("accepted", accepted)
+            seen = self.bind("accepted", accepted.strings)
             lines = [f"if type({var}) is not str or {var} not in {seen}:", *_indent(lines)]
         return [*null_check, *lines]
 
