@@ -22,6 +22,10 @@ PURE = "gateway.pure"  # its resolver is a pure function of its parent and argum
 # Its values are Python objects read by attribute, not upstream dicts: said alike by every field
 # giving a type, since `make_schema` installs one reader per field of that type (`schema.Read`).
 OBJECTS = "gateway.objects"
+# Called with its default arguments, its resolver answers the parent dict's string under this
+# key, else null: the compiled path reads the key instead of calling it (a test holds the two
+# equal).
+DEFAULT_KEY = "gateway.default_key"
 
 
 def _f(description: str, name: str | None = None) -> Any:
@@ -73,10 +77,8 @@ def state_name(
     ] = None,
 ) -> str | None:
     """The translated name for `locale`, else the state's default name."""
-    requested = locale
-    translations = root.get("translations")
-    if requested and isinstance(translations, dict):
-        wanted = requested.lower().replace("_", "-")
+    if locale and isinstance(translations := root.get("translations"), dict):
+        wanted = locale.lower().replace("_", "-")
         for candidate in (wanted, wanted.split("-", 1)[0]):
             for code, entry in translations.items():
                 code = code.lower()
@@ -98,7 +100,7 @@ class State:
     translations: JSON | None = _f('Names by locale, such as `{"tr-tr": {"name": "..."}}`.')
     name: str | None = strawberry.field(
         resolver=state_name,
-        metadata={PURE: True},
+        metadata={PURE: True, DEFAULT_KEY: "name"},
         description=(
             "The state's name. With `locale` (such as `tr-tr`, `en-US` or `tr`), the translation "
             "for that locale; without one, or when there is none, the default name."

@@ -46,7 +46,7 @@ from resolvers.planner import NO_SHAPE, ListShape
 from resolvers.roots import Root
 from schema import Read, read_of
 from schema.scalars import ACCEPTED
-from schema.types import OBJECTS, PURE
+from schema.types import DEFAULT_KEY, OBJECTS, PURE
 
 logger = logging.getLogger("gateway.compiled")
 
@@ -101,6 +101,8 @@ class FieldPlan:
     resolver: Callable[..., Any] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     sub: ObjectPlan | None = None
+    # A resolver's answer read as its key's string, else null (`DEFAULT_KEY`): `python_name`.
+    string_or_null: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -219,7 +221,13 @@ class _Codegen:
                 keyed.append((var, f.python_name))
             else:
                 lines.append(f"{var} = {self.read(f, plan.by_attribute, src)}")
-            lines += self.complete(f, f.type, var, inline=inline)
+            if f.string_or_null:
+                # What the resolver answers: a String, which completes as itself, or null.
+                lines.append(
+                    f"if type({var}) is not str and not isinstance({var}, str): {var} = None"
+                )
+            else:
+                lines += self.complete(f, f.type, var, inline=inline)
             entries.append(f"{f.key!r}: {var}")
             pairs.append((f.key, var))
         if len(entries) > _LITERAL_ENTRIES:
@@ -297,7 +305,7 @@ class _Codegen:
             return None
         # The memo holds only strings: any other value is not in it and goes to the
         # serializer (an unhashable one raises, which bails as `_Bail` does).
-        seen, name = self.bind("accepted", accepted), self.bind("coerce", coerce)
+        seen, name = self.bind("accepted", accepted.strings), self.bind("coerce", coerce)
         return [
             f"if {var} not in {seen} and {var} is not None:",
             f"    {var} = {name}({var})",
@@ -357,7 +365,7 @@ class _Codegen:
         if accepted is not None:
             # The serializer's own memo, looked up inline: a string it accepted before is
             # answered as is (~40 ns less per value; a 50-item list has ~870 of them).
-            seen = self.bind("accepted", accepted)
+            seen = self.bind("accepted", accepted.strings)
             lines = [f"if type({var}) is not str or {var} not in {seen}:", *_indent(lines)]
         return [*null_check, *lines]
 
@@ -484,6 +492,11 @@ class _Planner:
             definition.args[name].extensions["strawberry-definition"].python_name: value
             for name, value in values.items()
         }
+        key = strawberry_field.metadata.get(DEFAULT_KEY)
+        if key is not None and not _beyond_defaults(function, plan.kwargs):
+            # Its answer is the parent's string under `key`: read, not called (~1.3k fewer
+            # instructions a state, 50 per nested list).
+            plan.read, plan.python_name, plan.string_or_null = Read.KEY, key, True
 
 
 @dataclass(slots=True, eq=False)

@@ -497,12 +497,19 @@ def refusal(body: bytes) -> str:
 PAD = b', "pad": "' + b"x" * _WRAP_FROM + b'"'
 
 
+def escaping(k: int) -> bytes:
+    """A body that closes `k` of the wrappers it is decoded in and opens `k` again."""
+    return b'{"id": 2, "state": {}, "product": {}' + PAD + b"}" + b"]" * k + b"," + b"[" * k + b"{}"
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [
         # Not one JSON value, though it is one inside the wrappers (`],[` closes one, opens one).
         (b'{"id": 2, "state": {}, "product": {}' + PAD + b"}],[{}", "undecodable"),
         (b'{"id": 2, "state": {}, "product": {}' + PAD + b"}]]]],[[[[{}", "undecodable"),
+        # The wrappers come off eight, then one, at a time: an escape from any of them.
+        *[(escaping(k), "undecodable") for k in (2, 7, 8, 9, 776, 777)],
         (b'{"id": 2, "state": {}, "product": {}' + PAD + b"} ]", "undecodable"),
         (b" " * _WRAP_FROM, "undecodable"),
         (b'{"id": 2, "product": ' + nested_lists(600) + PAD + b"}", "nested too deep"),

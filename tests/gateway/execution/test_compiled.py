@@ -307,6 +307,36 @@ async def test_odd_nullable_leaves_fail_alike(executors, odd_leaves, item_id):
     assert bool(outcome.errors) == (item_id in (2, 3, 4, 7))  # Int and Boolean coerce theirs
 
 
+def _odd_state_names() -> list[dict[str, Any]]:
+    """States whose `name` is not a string, or is missing: the resolver answers null for them,
+    and the compiled path, which reads the key instead of calling it, must too."""
+    items = [copy.deepcopy(item) for item in make_items(6)]
+    for item, name in zip(items[1:5], [7, ["Approved"], None, {"en": "x"}], strict=True):
+        item["state"]["name"] = name
+    del items[5]["state"]["name"]
+    return items
+
+
+@pytest.fixture(scope="module")
+async def odd_state_names() -> AsyncIterator[OmsClient]:
+    with serve(create_fake_app(FakeOms(items=_odd_state_names()))) as url:
+        async with oms_client(url) as client:
+            yield client
+
+
+@pytest.mark.parametrize("argument", ["", "(locale: null)", '(locale: "tr")'])
+async def test_a_state_name_read_as_its_key_answers_as_its_resolver(
+    executors, odd_state_names, argument
+):
+    query = f"{{ orderItems(first: 6) {{ nodes {{ state {{ id name{argument} }} }} }} }}"
+    outcome = await both(executors, odd_state_names, query)
+    assert outcome.compiled and not outcome.errors
+    names = [node["state"]["name"] for node in orjson.loads(outcome.data)["orderItems"]["nodes"]]
+    assert isinstance(names[0], str)
+    if "tr" not in argument:  # the default name: null unless a string
+        assert names[1:] == [None] * 5
+
+
 async def test_unexpected_errors_are_masked_alike(executors, mangled):
     outcome = await both(executors, mangled, "{ orderItem(id: 6) { product { images { url } } } }")
     assert outcome.bailed
