@@ -18,6 +18,7 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 
 
 _SECOND: tuple[int, str] = (-1, "")  # the last second formatted, as records come in order
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def _second(seconds: int) -> str:
@@ -30,20 +31,135 @@ def _second(seconds: int) -> str:
     return text
 
 
+# The `extra=` fields of a record, by the record's attribute names in order: records from one
+# call site have the same names, and picking them out of ~35 names in Python was most of the
+# cost of formatting a line. Bounded: past the cap, shapes are worked out per record.
+_EXTRA_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_SHAPES = 256
+
+
+def _extra_names(attributes: dict[str, Any]) -> tuple[str, ...]:
+    shape = tuple(attributes)
+    names = _EXTRA_NAMES.get(shape)
+    if names is None:
+        names = tuple(k for k in shape if k not in _STANDARD and not k.startswith("_"))
+        if len(_EXTRA_NAMES) < _MAX_SHAPES:
+            _EXTRA_NAMES[shape] = names
+    return names
+
+
 def _fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, Any]:
     """What both formats print: the standard four, the `extra=` fields, any exception."""
+    msecs = int(record.msecs)
     entry: dict[str, Any] = {
-        "time": f"{_second(int(record.created))}.{int(record.msecs):03d}Z",
+        "time": _second(int(record.created))
+        + (_MILLIS[msecs] if 0 <= msecs < 1000 else f".{msecs:03d}Z"),
         "level": record.levelname.lower(),
         "logger": record.name,
         "message": record.getMessage(),
     }
-    for key, value in record.__dict__.items():
-        if key not in _STANDARD and not key.startswith("_"):
-            entry[key] = value
+    attributes = record.__dict__
+    names = _extra_names(attributes)
+    entry.update(zip(names, map(attributes.__getitem__, names), strict=True))
     if record.exc_info:
         entry["exception"] = formatter.formatException(record.exc_info)
     return entry
+
+
+def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
+    """`logger.log(level, msg, extra=fields)` for a line logged on every request, for less.
+
+    `fields` are plain names (none of a `LogRecord`'s own, none starting with `_`), as
+    `extra=` takes them. When the only handler the record would reach is the JSON one
+    `configure_logging` installs, with no filter anywhere, nothing can see a record: the line
+    that handler would write is written directly, under its lock. Otherwise the record is
+    made by the record factory and goes through `Logger.handle`, so every filter and handler
+    gets it, only without `makeRecord`'s per-name check; and where logging would look up the
+    caller's source line, or a factory or logger class of the user's own is in place, this
+    is `logger.log` itself."""
+    if not logger.isEnabledFor(level):
+        return
+    handler = _sole_json_handler(logger, level)
+    if handler is not None:
+        ns = time.time_ns()
+        seconds, rest = divmod(ns, 1_000_000_000)
+        # The JSON formatter's line for the record: its time (nothing to escape), the three
+        # fields fixed per call site, then `fields`; one orjson call for what varies.
+        key = (level, logger.name, msg)
+        head = _HEADS.get(key)
+        if head is None:
+            head = _head(*key)
+            if len(_HEADS) < _MAX_SHAPES:
+                _HEADS[key] = head
+        handler.acquire()
+        try:
+            # StreamHandler.emit and its flush (under the lock Handler.handle takes), with the
+            # formatting inside: a value orjson refuses goes to handleError, as from format()
+            tail = orjson.dumps(fields, default=str).decode()
+            stamp = _second(seconds) + _MILLIS[rest // 1_000_000]
+            if len(tail) > 2:
+                line = f'{{"time":"{stamp}",{head},{tail[1:]}'
+            else:
+                line = f'{{"time":"{stamp}",{head}}}'
+            stream = handler.stream
+            stream.write(line + handler.terminator)
+            if stream and hasattr(stream, "flush"):
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            handler.handleError(_record(logger, level, msg, fields))
+        finally:
+            handler.release()
+        return
+    if (
+        logging._srcfile is not None  # what Logger._log reads (configure_logging sets it)
+        or type(logger) is not logging.Logger
+        or logging.getLogRecordFactory() is not logging.LogRecord
+    ):
+        logger.log(level, msg, extra=fields, stacklevel=2)
+        return
+    logger.handle(_record(logger, level, msg, fields))
+
+
+_HEADS: dict[tuple[int, str, str], str] = {}
+
+
+def _head(level: int, name: str, msg: str) -> str:
+    """`"level":…,"logger":…,"message":…` as the JSON formatter writes them."""
+    entry = {"level": logging.getLevelName(level).lower(), "logger": name, "message": msg}
+    return orjson.dumps(entry).decode()[1:-1]
+
+
+def _record(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> Any:
+    """What `Logger._log` makes when it does not look up the caller."""
+    record = logging.LogRecord(
+        logger.name, level, "(unknown file)", 0, msg, (), None, "(unknown function)", None
+    )
+    record.__dict__.update(fields)
+    return record
+
+
+def _sole_json_handler(logger: logging.Logger, level: int) -> logging.StreamHandler[Any] | None:
+    """The one handler a record of `level` from `logger` would reach, when it is a plain
+    StreamHandler with the JSON formatter and no filter applies on the way; else None."""
+    if logger.disabled or logger.filters or type(logger) is not logging.Logger:
+        return None
+    found = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if level >= handler.level:
+                if (
+                    found is not None
+                    or type(handler) is not logging.StreamHandler
+                    or handler.filters
+                    or type(handler.formatter) is not JsonFormatter
+                ):
+                    return None
+                found = handler
+        current = current.parent if current.propagate else None
+    return found
 
 
 class JsonFormatter(logging.Formatter):

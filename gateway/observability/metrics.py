@@ -186,6 +186,11 @@ class Metrics:
             PlatformCollector(registry=r)
         self._names: set[str] = set()
         self._max_names = max_operation_names
+        # The children each operation updates, found with one look-up per metric pair rather
+        # than a `labels(...)` call per metric; bounded as the label values are.
+        self._operation_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._upstream_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._phase_children: dict[str, Any] = {}
 
     def operation_started(self) -> None:
         if self.multiprocess:
@@ -214,8 +219,35 @@ class Metrics:
         self.cache_bytes.labels(cache).set(store.nbytes)
         self.cache_entries.labels(cache).set(len(store))
 
+    def operation(self, label: str, outcome: str, engine: str, seconds: float) -> None:
+        """An operation answered: counted, and its duration observed."""
+        key = (label, outcome, engine)
+        children = self._operation_children.get(key)
+        if children is None:
+            children = self._operation_children[key] = (
+                self.operations.labels(label, outcome, engine),
+                self.operation_seconds.labels(label, engine),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def upstream_attempt(self, endpoint: str, status: str, seconds: float) -> None:
+        """One upstream attempt ended with `status`: counted, and its duration observed."""
+        key = (endpoint, status)
+        children = self._upstream_children.get(key)
+        if children is None:
+            children = self._upstream_children[key] = (
+                self.upstream_requests.labels(endpoint, status),
+                self.upstream_seconds.labels(endpoint),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
     def phase(self, phase: str, seconds: float) -> None:
-        self.phase_seconds.labels(phase).observe(max(seconds, 0.0))
+        child = self._phase_children.get(phase)
+        if child is None:
+            child = self._phase_children[phase] = self.phase_seconds.labels(phase)
+        child.observe(max(seconds, 0.0))
 
     def count_errors(self, codes: Iterable[str]) -> None:
         for code in codes:

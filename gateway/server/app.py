@@ -115,19 +115,12 @@ class Runtime:
     def context(self, request: HttpRequest, request_id: str) -> Context:
         """A fresh context per operation: aiodataloader binds to the running loop."""
         settings = self.settings
-        session = UpstreamSession(
-            self.client,
-            self.authorization(request),
-            deadline=self.clock.monotonic() + settings.operation_timeout,
-            request_id=request_id,
-        )
-        return Context(
-            settings=settings,
-            session=session,
-            loaders=Loaders(session, detail_concurrency=settings.detail_concurrency),
-            request_id=request_id,
-            page_cap=self.page_cap,
-        )
+        # Both dataclasses by position (client, authorization, deadline, request_id; settings,
+        # session, loaders, request_id, page_cap): half the cost of keywords.
+        deadline = self.clock.monotonic() + settings.operation_timeout
+        session = UpstreamSession(self.client, self.authorization(request), deadline, request_id)
+        loaders = Loaders(session, detail_concurrency=settings.detail_concurrency)
+        return Context(settings, session, loaders, request_id, self.page_cap)
 
     def refresh_gauges(self) -> None:
         if self._client is not None:

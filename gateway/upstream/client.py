@@ -192,31 +192,42 @@ class OmsClient:
     ) -> Reply:
         """One measured, traced attempt; `traceparent` goes upstream with it."""
         started = time.perf_counter()
-        status = "error"
+        if self.tracing.tracer is None:  # no span: not even an empty context to enter
+            return await self._measured(url, endpoint, params, headers, deadline, started, None)
         with self.tracing.span("oms.request", "CLIENT", **{"http.route": endpoint}) as span:
             self.tracing.inject(headers)
-            try:
-                reply = await self._send(url, params, headers, deadline)
-                status = str(reply.status)
-                if span is not None:
-                    span.set_attribute("http.response.status_code", reply.status)
-                    if reply.status >= 500:
-                        self.tracing.fail(span, status)
-                return reply
-            except TransportTimeout:
-                status = "timeout"
-                raise
-            except TransportFailure:
-                status = "transport_error"
-                raise
-            except BodyRefused:
-                status = "body_refused"
-                raise
-            finally:
-                self.metrics.upstream_requests.labels(endpoint, status).inc()
-                self.metrics.upstream_seconds.labels(endpoint).observe(
-                    time.perf_counter() - started
-                )
+            return await self._measured(url, endpoint, params, headers, deadline, started, span)
+
+    async def _measured(
+        self,
+        url: str,
+        endpoint: str,
+        params: Params | None,
+        headers: dict[str, str],
+        deadline: float,
+        started: float,
+        span: Any,
+    ) -> Reply:
+        status = "error"
+        try:
+            reply = await self._send(url, params, headers, deadline)
+            status = str(reply.status)
+            if span is not None:
+                span.set_attribute("http.response.status_code", reply.status)
+                if reply.status >= 500:
+                    self.tracing.fail(span, status)
+            return reply
+        except TransportTimeout:
+            status = "timeout"
+            raise
+        except TransportFailure:
+            status = "transport_error"
+            raise
+        except BodyRefused:
+            status = "body_refused"
+            raise
+        finally:
+            self.metrics.upstream_attempt(endpoint, status, time.perf_counter() - started)
 
     async def _send(
         self, url: str, params: Params | None, headers: dict[str, str], deadline: float
@@ -275,7 +286,7 @@ class _Timer:
         self._task = task
         self._cancelling = task.cancelling()
         self._fired = False
-        self._handle = loop.call_at(loop.time() + budget, self._fire)
+        self._handle = loop.call_later(budget, self._fire)
 
     def _fire(self) -> None:
         self._fired = True

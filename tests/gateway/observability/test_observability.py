@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -254,3 +255,72 @@ def test_log_formats(fmt, capsys):
         assert json.loads(out)["request_id"] == "r-1"
     else:
         assert "gateway.access operation" in out
+
+
+def test_the_access_line_written_without_a_record_is_the_records_line(make_gateway, capsys):
+    # With only configure_logging's JSON handler, the access line is written without a
+    # LogRecord; with any other handler, a record is made and formatted. Same line either way.
+    from gateway.observability.logs import _sole_json_handler, configure_logging
+
+    gateway = make_gateway()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.logThreads, logging.logProcesses)
+    saved_more = (logging.logMultiprocessing, logging._srcfile)
+    records: list[logging.LogRecord] = []
+    try:
+        configure_logging("json")
+        access = logging.getLogger("gateway.access")
+        assert _sole_json_handler(access, logging.INFO) is root.handlers[0]  # no record made
+        gateway.post("{ orderItem(id: 1) { id } }", headers={**AUTH, "X-Request-ID": "direct"})
+        listener = logging.Handler()
+        listener.emit = records.append  # type: ignore[method-assign]
+        root.addHandler(listener)
+        assert _sole_json_handler(access, logging.INFO) is None
+        gateway.post("{ orderItem(id: 1) { id } }", headers={**AUTH, "X-Request-ID": "record"})
+    finally:
+        root.handlers[:], root.level, logging.logThreads, logging.logProcesses = saved
+        logging.logMultiprocessing, logging._srcfile = saved_more
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if '"gateway.access"' in ln]
+    direct, via_record = (json.loads(line) for line in lines)
+    [record] = [r for r in records if r.name == "gateway.access"]
+    assert lines[1] == JsonFormatter().format(record)
+    assert direct["request_id"] == "direct" and via_record["request_id"] == "record"
+    assert list(direct) == list(via_record)  # the same fields in the same order
+    varying = {"time", "request_id", "duration_ms"}
+    assert {k: v for k, v in direct.items() if k not in varying} == {
+        k: v for k, v in via_record.items() if k not in varying
+    }
+    assert direct["upstream_calls"] == 1 and direct["status"] == 200
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", direct["time"])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"a": 'quo"te\n', "b": "héllo ☃", "c": [1, None, 2.5]}, {"when": time}, {"n": 2**64}],
+)
+def test_a_line_written_without_a_record_is_the_formatters_line(fields, capsys):
+    from gateway.observability.logs import configure_logging, log_fields
+
+    root, logger = logging.getLogger(), logging.getLogger("tests.direct")
+    saved = (root.handlers[:], root.level, logging.logThreads, logging.logProcesses)
+    saved_more = (logging.logMultiprocessing, logging._srcfile)
+    records: list[logging.LogRecord] = []
+    try:
+        configure_logging("json")
+        log_fields(logger, logging.WARNING, 'a "message"', fields)  # written directly
+        listener = logging.Handler()
+        listener.emit = records.append  # type: ignore[method-assign]
+        root.addHandler(listener)
+        log_fields(logger, logging.WARNING, 'a "message"', fields)  # through a record
+    finally:
+        root.handlers[:], root.level, logging.logThreads, logging.logProcesses = saved
+        logging.logMultiprocessing, logging._srcfile = saved_more
+    out, err = capsys.readouterr()
+    [record] = records
+    if "n" in fields:  # orjson refuses it: logging's error report, both times, and no line
+        assert err.count("--- Logging error ---") == 2 and "tests.direct" not in out
+        return
+    direct, via_record = out.splitlines()[-2:]
+    assert via_record == JsonFormatter().format(record)
+    assert direct.split(",", 1)[1] == via_record.split(",", 1)[1]  # all but the time
+    assert json.loads(direct)["time"][:16] == json.loads(via_record)["time"][:16]

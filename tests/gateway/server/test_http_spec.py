@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 import uuid
 
@@ -300,6 +301,12 @@ def test_fresh_request_ids_are_uuid4_hex():
         parsed = uuid.UUID(hex=value)
         assert parsed.hex == value
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+
+
+@pytest.mark.parametrize("raw", [bytes(16), b"\xff" * 16, bytes(range(16)), bytes(range(99, 115))])
+def test_a_fresh_id_is_the_uuid4_of_the_same_random_bytes(raw, monkeypatch):
+    monkeypatch.setattr(os, "urandom", lambda n: raw[:n])
+    assert fresh_id() == uuid.UUID(bytes=raw, version=4).hex
 
 
 @pytest.mark.parametrize(
