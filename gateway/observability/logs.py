@@ -21,14 +21,15 @@ _SECOND: tuple[int, str] = (-1, "")  # the last second formatted, as records com
 _MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
-def _second(seconds: int) -> str:
-    """`YYYY-MM-DDTHH:MM:SS` (UTC) of `seconds`, formatted once per second of records."""
+def _stamp(seconds: int, millis: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), the second formatted once per second of records: the
+    one time format of both the formatter and the direct access line."""
     global _SECOND
     cached, text = _SECOND
     if cached != seconds:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         _SECOND = (seconds, text)
-    return text
+    return text + (_MILLIS[millis] if 0 <= millis < 1000 else f".{millis:03d}Z")
 
 
 # The `extra=` fields of a record, by the record's attribute names in order: records from one
@@ -50,10 +51,8 @@ def _extra_names(attributes: dict[str, Any]) -> tuple[str, ...]:
 
 def _fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, Any]:
     """What both formats print: the standard four, the `extra=` fields, any exception."""
-    msecs = int(record.msecs)
     entry: dict[str, Any] = {
-        "time": _second(int(record.created))
-        + (_MILLIS[msecs] if 0 <= msecs < 1000 else f".{msecs:03d}Z"),
+        "time": _stamp(int(record.created), int(record.msecs)),
         "level": record.levelname.lower(),
         "logger": record.name,
         "message": record.getMessage(),
@@ -96,7 +95,7 @@ def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, A
             # StreamHandler.emit and its flush (under the lock Handler.handle takes), with the
             # formatting inside: a value orjson refuses goes to handleError, as from format()
             tail = orjson.dumps(fields, default=str).decode()
-            stamp = _second(seconds) + _MILLIS[rest // 1_000_000]
+            stamp = _stamp(seconds, rest // 1_000_000)
             if len(tail) > 2:
                 line = f'{{"time":"{stamp}",{head},{tail[1:]}'
             else:
