@@ -152,6 +152,45 @@ def test_a_body_refused_early_still_has_to_end_within_the_body_timeout(make_gate
         assert time.monotonic() - started < PATIENCE
 
 
+def whole_request(sock: socket.socket) -> None:
+    """One request in one write, answered, the connection kept open."""
+    body = json.dumps({"query": DETAIL}).encode()
+    sock.sendall(post_head(len(body)) + body)
+    reply = b""
+    while not reply.endswith(b'{"data":{"orderItem":{"id":"1"}}}'):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {reply!r}"
+        reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+
+
+def test_a_keep_alive_request_whose_head_stalls_is_cut_at_the_header_timeout(make_gateway):
+    # A request that arrives whole in one read is never timed; one that does not still is.
+    gateway = make_gateway(header_timeout=0.5, keep_alive_timeout=60)
+    with sockets(gateway, 1) as (sock,):
+        for _ in range(3):
+            whole_request(sock)
+        started = time.monotonic()
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        status, _, body = answer(sock)
+        assert (status, code_of(body)) == (408, ErrorCode.REQUEST_TIMEOUT)
+        assert 0.4 < time.monotonic() - started < PATIENCE
+
+
+def test_a_keep_alive_request_whose_body_stalls_is_cut_at_the_body_timeout(make_gateway):
+    gateway = make_gateway(body_timeout=0.5, keep_alive_timeout=60)
+    with sockets(gateway, 1) as (sock,):
+        for _ in range(3):
+            whole_request(sock)
+        started = time.monotonic()
+        sock.sendall(post_head(1000))  # the head alone: the body's clock starts with this read
+        time.sleep(0.1)
+        sock.sendall(b"{")
+        status, _, body = answer(sock)
+        assert (status, code_of(body)) == (408, ErrorCode.REQUEST_TIMEOUT)
+        assert 0.4 < time.monotonic() - started < PATIENCE
+
+
 def test_an_idle_keep_alive_connection_is_closed(make_gateway):
     gateway = make_gateway(keep_alive_timeout=0.3)
     body = json.dumps({"query": DETAIL}).encode()
@@ -214,6 +253,21 @@ def test_connections_still_sending_are_capped_per_client_address(make_gateway):
             sock.sendall(post_head(2) + b"{}")  # the held ones complete and are answered
             assert sock.recv(65536).startswith(b"HTTP/1.1 400")
         assert served(legit(gateway))  # their address has room again
+
+
+def test_whole_requests_on_keep_alive_connections_leave_the_count_as_they_found_it(make_gateway):
+    # Requests that arrive whole are admitted but never counted; ones still arriving are.
+    gateway = make_gateway(max_receiving_per_client=2, max_receiving_connections=100)
+    with sockets(gateway, 2) as idle:
+        for _ in range(3):
+            for sock in idle:
+                whole_request(sock)  # both connections idle again: nothing held
+        idle[0].sendall(b"POST /graphql HTTP/1.1\r\n")  # holds one place...
+        with sockets(gateway, 1) as held, sockets(gateway, 1) as (third,):
+            assert code_of(answer(third)[2]) == ErrorCode.OVERLOADED  # ...a new one the other
+            assert select.select(held + idle[:1], [], [], 0.3)[0] == []  # neither refused
+            idle[1].sendall(b"POST /graphql HTTP/1.1\r\n")
+            assert code_of(answer(idle[1])[2]) == ErrorCode.OVERLOADED
 
 
 def test_connections_still_sending_are_capped_per_server(make_gateway):
