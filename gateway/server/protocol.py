@@ -213,7 +213,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self._head_bytes > self._max_head:
                 self._refuse_large_head()
                 return
-        super().data_received(data)
+        # The base's function, not super(): on Python 3.11 a zero-argument super() builds an
+        # object and walks the MRO at every call, and the three callbacks run for every request.
+        HttpToolsProtocol.data_received(self, data)
         if self._receiving and not self._counted:
             self.gate.count(self._peer)
             self._counted = True
@@ -224,12 +226,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._phase = self._body_phase
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
         if self.cycle is not None:  # None only for an upgrade, which ws="none" never takes
             self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
         self._stop_timer()
         self._stop_receiving()
         self._in_head, self._head_bytes, self._tail = True, 0, b""
