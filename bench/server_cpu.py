@@ -1,6 +1,6 @@
 """Instructions per request of the gateway's server process against its floor's, under callgrind.
 
-Run from the repository root (about a minute per transport and revision; needs valgrind):
+Run from the repository root (about 3 minutes per transport and revision; needs valgrind):
 
     .venv/bin/python bench/server_cpu.py [--transports aiohttp,httpx] [--queries detail,nested-list]
     .venv/bin/python bench/server_cpu.py --ref HEAD --compare main --servers gateway
@@ -19,10 +19,13 @@ For each query, one keep-alive connection (http.client, concurrency 1) sends `--
 requests, then callgrind's counters are zeroed and its instrumentation switched on
 (`callgrind_control -i on PID`), exactly `--number` requests are sent, it is switched off and
 the counts are dumped: the gateway gets the query's GraphQL POST (bench/queries.py), the floor
-its `direct_path` GET, the same upstream call. Reported: user-space instructions per request of
-each server process (all its threads, the event loop, the protocol, the app, the upstream client
-and, for the gateway, its access log), and the ratio gateway ÷ floor. Instruction counts repeat
-to within about 0.5% whatever else the machine runs, where /proc CPU time swings by a third.
+its `direct_path` GET, the same upstream call. Reported: user-space instructions per request
+of each server process (all its threads, the event loop, the protocol, the app, the upstream
+client and, for the gateway, its access log), and the ratio gateway ÷ floor. The same code
+counts the same to within 0.1% (one hash seed for every run) whatever else the machine runs,
+where /proc CPU time swings by a third; between revisions the garbage collector's rhythm
+shifts, by some 3,000 instructions a detail over 200 requests, which the default 1,000 averages
+out.
 
 Not counted: kernel time (the sockets' system calls, which both servers make alike per request),
 the fake OMS, the client, valgrind itself. Under callgrind everything runs some 50 times slower
@@ -243,8 +246,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="of gateway,proxy,proxy+json (bench/proxy.py --decode: it also decodes and "
         "re-encodes the JSON, the restated nested-list floor)",
     )
-    p.add_argument("--number", type=int, default=200, help="measured requests per query")
-    p.add_argument("--warmup", type=int, default=100, help="requests before measuring")
+    p.add_argument("--number", type=int, default=1000, help="measured requests per query")
+    p.add_argument("--warmup", type=int, default=200, help="requests before measuring")
     p.add_argument("--ref", help="measure this git revision (a clean export), not the tree")
     p.add_argument("--compare", help="also measure this revision")
     args = p.parse_args(argv)
