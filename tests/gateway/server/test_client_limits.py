@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import socket
 import time
@@ -222,6 +223,55 @@ def test_a_client_that_stops_reading_its_answer_is_dropped(make_gateway):
             while chunk := sock.recv(2**20):
                 received += len(chunk)
     assert received < 10 * 2**20
+
+
+def read_answers(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
+    """`count` answers off a kept-alive connection: each one's status line and body."""
+    data, answers = b"", []
+    while len(answers) < count:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        length = re.search(rb"content-length: (\d+)", head)
+        if sep and length and len(rest) >= int(length[1]):
+            answers.append((head.split(b"\r\n")[0], rest[: int(length[1])]))
+            data = rest[int(length[1]) :]
+            continue
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(answers)} answers"
+        data += chunk
+    assert data == b""
+    return answers
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(make_gateway, upstream):
+    # Each answer's head waits for its body (HeadWithBody); none may hold or reorder another's.
+    gateway = make_gateway(keep_alive_timeout=60)
+    requests = b""
+    for item in (1, 2, 3):
+        body = json.dumps({"query": f"{{ orderItem(id: {item}) {{ id }} }}"}).encode()
+        requests += post_head(len(body)) + body
+    with sockets(gateway, 1) as (sock,):
+        for _ in range(2):  # and again on the same connection
+            sock.sendall(requests)
+            answers = read_answers(sock, 3)
+            assert [status for status, _ in answers] == [b"HTTP/1.1 200 OK"] * 3
+            assert [json.loads(body)["data"]["orderItem"]["id"] for _, body in answers] == [
+                "1",
+                "2",
+                "3",
+            ]
+
+
+def test_a_100_continue_is_sent_before_the_body_comes(make_gateway, upstream):
+    gateway = make_gateway(keep_alive_timeout=60)
+    body = json.dumps({"query": DETAIL}).encode()
+    with sockets(gateway, 1) as (sock,):
+        for _ in range(2):
+            sock.sendall(post_head(len(body), "Expect: 100-continue\r\n"))
+            assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(body)
+            [(status, answer_body)] = read_answers(sock, 1)
+            assert status == b"HTTP/1.1 200 OK"
+            assert json.loads(answer_body) == {"data": {"orderItem": {"id": "1"}}}
 
 
 # --- receiving connections and execution slots -----------------------------------------------
