@@ -35,20 +35,26 @@ server) would weigh more per request than it does at full speed.
 `--servers gateway,proxy,proxy+json` adds `bench/proxy.py --decode`, which also parses and
 re-encodes the upstream JSON (bench/floor.py's `proxy+json`, the restated nested-list floor).
 `--ref REV` measures a clean `git archive` of a revision; `--compare REV` a second one in the same
-run, and the table then also gives each server's instructions, REV ÷ compare. Every request has
+run, and the table then also gives each server's instructions, REV ÷ compare. Each revision runs
+from the same path (CODE_DIR), and `--pairs N` alternates them N times and reports the means.
+Compare revisions with each other, not with the working tree (another path). Every request has
 a timeout, the whole run a time limit, and every server is stopped in a `finally`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
+import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +66,32 @@ REQUEST_TIMEOUT = 120.0  # seconds for one request under callgrind (a 50-item li
 DUMP_TIMEOUT = 60.0
 SERVERS = ("gateway", "proxy", "proxy+json")
 FLOOR_NAMES = {"proxy": "floor (proxy.py)", "proxy+json": "proxy.py --decode"}
+
+
+# Every revision runs from this one path: its string is hashed at run time (module files, code
+# objects), and a different path per run moved the counts by up to 0.2% even with one seed.
+CODE_DIR = Path(tempfile.gettempdir()) / "oms-server-cpu-code"
+
+
+@contextlib.contextmanager
+def fixed_export(ref: str | None) -> Iterator[tuple[Path, str | None]]:
+    """harness.export_ref, moved to CODE_DIR while it is measured."""
+    with export_ref(ref) as (exported, sha):
+        if sha is None:
+            yield exported, sha  # the working tree, where it is
+            return
+        try:
+            CODE_DIR.mkdir()
+        except FileExistsError:
+            raise SystemExit(
+                f"{CODE_DIR} exists: another bench/server_cpu.py is running, or one was killed "
+                "(then remove it)"
+            ) from None
+        os.replace(exported, CODE_DIR)
+        try:
+            yield CODE_DIR, sha
+        finally:
+            os.replace(CODE_DIR, exported)  # for export_ref to remove
 
 
 class GrindServers(Servers):
@@ -178,7 +210,8 @@ def measure_queries(
 def measure_server(
     server: str, transport: str, code_dir: Path, workdir: Path, args: argparse.Namespace
 ) -> dict[str, float]:
-    out_file = workdir / f"{server.replace('+', '-')}-{transport}-{code_dir.name}.out"
+    # A name of its own for every process: two revisions run from the same CODE_DIR.
+    out_file = Path(tempfile.mkstemp(".out", f"{server.replace('+', '-')}-", workdir)[1])
     grind = [*GRIND, f"--callgrind-out-file={out_file}", str(BIN / "python")]
     if server == "gateway":
         cmd = [*grind, "-m", "gateway.cli"]
@@ -195,10 +228,12 @@ def measure_server(
 
 def render(counts: list[Count], refs: list[str], args: argparse.Namespace) -> str:
     def find(ref: str, transport: str, server: str, key: str) -> float | None:
-        for c in counts:
-            if (c.ref, c.transport, c.server, c.query) == (ref, transport, server, key):
-                return c.instructions
-        return None
+        runs = [
+            c.instructions
+            for c in counts
+            if (c.ref, c.transport, c.server, c.query) == (ref, transport, server, key)
+        ]
+        return statistics.mean(runs) if runs else None
 
     def shown(v: float | None) -> str:
         return "" if v is None else f"{v:,.0f}"
@@ -208,9 +243,10 @@ def render(counts: list[Count], refs: list[str], args: argparse.Namespace) -> st
     columns = (["gateway"] if gateway else []) + [FLOOR_NAMES[f] for f in floors]
     if gateway:
         columns += [f"gateway ÷ {FLOOR_NAMES[f]}" for f in floors]
+    runs = f", the mean of {args.pairs} runs each" if args.pairs > 1 else ""
     out = [
         f"Instructions per request of the server process, callgrind, {args.number} requests "
-        f"after {args.warmup} of warm-up, concurrency 1:",
+        f"after {args.warmup} of warm-up, concurrency 1{runs}:",
         "",
         "| revision | transport | query | " + " | ".join(columns) + " |",
         "|---|---|---|" + "---:|" * len(columns),
@@ -250,6 +286,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=200, help="requests before measuring")
     p.add_argument("--ref", help="measure this git revision (a clean export), not the tree")
     p.add_argument("--compare", help="also measure this revision")
+    p.add_argument("--pairs", type=int, default=1, help="runs of each revision, alternating")
     args = p.parse_args(argv)
     args.queries = [q for q in args.queries.split(",") if q]
     args.transports = [t for t in args.transports.split(",") if t]
@@ -266,17 +303,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     refs = [args.ref, args.compare] if args.compare else [args.ref]
-    processes = len(refs) * len(args.transports) * len(args.servers)
+    processes = args.pairs * len(refs) * len(args.transports) * len(args.servers)
     per_query = 60 + (args.number + args.warmup) * 1.0  # a nested list takes ~0.3 s a request
     install_deadline(processes * (150 + len(args.queries) * per_query))
     counts: list[Count] = []
     names: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="oms-server-cpu-") as workdir:
-            for ref in refs:
-                with export_ref(ref) as (code_dir, sha):
+            for ref in [ref for _ in range(args.pairs) for ref in refs]:
+                with fixed_export(ref) as (code_dir, sha):
                     name = sha or "tree"
-                    names.append(name)
+                    if name not in names:
+                        names.append(name)
                     for transport in args.transports:
                         for server in args.servers:
                             result = measure_server(
