@@ -109,23 +109,21 @@ class HeadWithBody:
     a `100 Continue`) waits for the next one, so a small answer leaves in one `writelines`
     (one send) instead of two. Whatever is held goes out at the end of the loop iteration at
     the latest, and before a close, so nothing waits on an app that is slow to send its body;
-    the bytes on the wire are the same. A connection's answers reuse one (`first` set again for
-    each), but for a pipelined request's, queued while another answer is being written."""
+    the bytes on the wire are the same."""
 
-    __slots__ = ("_transport", "_loop", "_held", "first", "_flush")
+    __slots__ = ("_transport", "_loop", "_held", "_first")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._held: bytes | None = None
-        self.first = True  # the next write is a response's first: set again for each response
-        self._flush = self.flush  # bound once
+        self._first = True
 
     def write(self, data: bytes) -> None:
-        if self.first:
-            self.first = False
+        if self._first:
+            self._first = False
             self._held = data
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
         elif self._held is not None:
             held, self._held = self._held, None
             self._transport.writelines((held, data))
@@ -177,7 +175,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._phase: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
-        self._writer: HeadWithBody | None = None  # the connection's, for one response at a time
 
     # Connection lifetime
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -229,21 +226,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._phase = self._body_phase
-        previous = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
-        cycle = self.cycle
-        if cycle is None:  # only for an upgrade, which ws="none" never takes
-            return
-        writer = self._writer
-        if writer is None or (previous is not None and not previous.response_complete):
-            # The first response, or a pipelined one queued behind an answer still being
-            # written: a writer of its own, so the two never hold each other's bytes.
-            writer = HeadWithBody(self.transport, self.loop)
-            if self._writer is None:
-                self._writer = writer
-        else:
-            writer.first = True  # the previous answer is complete, and nothing of it held
-        cycle.transport = writer  # type: ignore[assignment]
+        if self.cycle is not None:  # None only for an upgrade, which ws="none" never takes
+            self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         HttpToolsProtocol.on_message_complete(self)
