@@ -43,9 +43,16 @@ class LoadShedding:
         if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        received = await self._receive_body(scope, receive)
+        received = await self.receive_body(scope, receive)
         if received is None:
             return  # the client left (or the server gave up on it) while sending
+        await self.admit(self.app, scope, received, receive, send)
+
+    async def admit(
+        self, app: ASGIApp, scope: Scope, received: list[Message], receive: Receive, send: Send
+    ) -> None:
+        """`app` runs the request whose body was `received`, unless the gateway is at capacity
+        (a 503 then). Sends nothing before `app` runs, but the 503."""
         if self.in_flight >= self.limit:
             self.shed += 1
             if self.on_shed is not None:
@@ -67,11 +74,11 @@ class LoadShedding:
             return
         self.in_flight += 1
         try:
-            await self.app(scope, _replay(received, receive), send)
+            await app(scope, _replay(received, receive), send)
         finally:
             self.in_flight -= 1
 
-    async def _receive_body(self, scope: Scope, receive: Receive) -> list[Message] | None:
+    async def receive_body(self, scope: Scope, receive: Receive) -> list[Message] | None:
         """The body's messages, up to just past `max_body` bytes (the app answers 413 then);
         None when the client disconnected first."""
         if scope["method"] in ("GET", "HEAD"):
