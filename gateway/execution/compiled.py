@@ -667,6 +667,10 @@ class CompiledOperation:
         return await variant.execute(context, variables)
 
     def variant(self, variables: VariableValues) -> _Variant | Fallback:
+        if not self.shaping:  # one variant, under the empty key, once made
+            made = self.variants.get(())
+            if made is not None:
+                return made
         # One variant per plan: the same shaping key and the same bound.
         return remember(
             self.variants, self.plans.key(variables), lambda: self._compile(variables), MAX_PLANS

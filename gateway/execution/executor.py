@@ -22,6 +22,7 @@ from graphql import (
     specified_rules,
     validate,
 )
+from graphql.execution.values import VariableValues
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
 from gateway.bounded import ByteLRU, remember
@@ -108,6 +109,9 @@ class Prepared:
     operations: dict[str | None, OperationDefinitionNode]
     extras: dict[Any, Any] = field(default_factory=dict)  # per-document caches of later stages
     plans: dict[str | None, OperationPlans] = field(default_factory=dict)  # by operation name
+    # What an operation without variables gets at the page cap it last ran at, by its name:
+    # (page cap, budget figure, plan), both kept in `plans` too; read without their keys.
+    fixed: dict[str | None, tuple[int | None, int, Plan]] = field(default_factory=dict)
     nbytes: int = 0  # what the document cache charges for it when cached
     query: str = ""  # its text, the document cache's key
     selections: int = 0  # the most field selections of one operation, fragments expanded
@@ -263,6 +267,10 @@ class Executor:
     ) -> int:
         """The operation's planned upstream calls (at page cap `max_limit`), within budget."""
         cost = self.planned_calls(prepared, operation, variables, max_limit)
+        self._within_budget(cost)
+        return cost
+
+    def _within_budget(self, cost: int) -> None:
         budget = self.settings.max_upstream_calls
         if cost > budget:
             raise request_error(
@@ -272,7 +280,6 @@ class Executor:
                 cost=cost,
                 budget=budget,
             )
-        return cost
 
     def planned_calls(
         self,
@@ -340,9 +347,25 @@ class Executor:
         compile: bool = True,
     ) -> Answer:
         """Run the operation; `compile=False` (a request without credentials) compiles nothing."""
-        coerced = self.coerce_variables(operation, variables)
-        cost = self.check_budget(prepared, operation, coerced, context.list_limit())
-        context.plan = self.plan(prepared, operation, coerced)  # made by the budget's check
+        max_limit = context.list_limit()
+        if operation.variable_definitions:
+            coerced = self.coerce_variables(operation, variables)
+            cost = self.check_budget(prepared, operation, coerced, max_limit)
+            context.plan = self.plan(prepared, operation, coerced)  # made by the budget's check
+        else:
+            # No variable defined: any input coerces to none (as graphql-core's coercion
+            # answers), and the budget's figure and the plan depend on the page cap alone.
+            coerced = VariableValues({}, {})
+            name = operation.name.value if operation.name else None
+            fixed = prepared.fixed.get(name)
+            if fixed is None or fixed[0] != max_limit:
+                cost = self.check_budget(prepared, operation, coerced, max_limit)
+                plan = self.plan(prepared, operation, coerced)
+                fixed = prepared.fixed[name] = (max_limit, cost, plan)
+            else:
+                cost = fixed[1]
+                self._within_budget(cost)
+            context.plan = fixed[2]
         result = await self._run(prepared, operation, variables, context, coerced, compile)
         if self.settings.expose_cost:
             result.extensions = {"cost": self.cost_report(context.session.calls, cost)}
