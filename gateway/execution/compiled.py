@@ -553,7 +553,11 @@ class _Variant:
             # schema is nullable, so this is for schemas to come.)
             errors.append(error)
             return ExecutionResult(None, errors)
-        if any(data[key] is _BAILED for key in pending):
+        bailed = False
+        for key in pending:
+            if data[key] is _BAILED:
+                bailed = True
+        if bailed:
             # Every fetch has settled in the loaders, so graphql-core reruns the operation from
             # them without a new upstream call and completes the odd values as it always does.
             return "bailed"
@@ -563,8 +567,11 @@ class _Variant:
         self, root: RootPlan, args: dict[str, Any], context: Context, errors: list[GraphQLError]
     ) -> Any:
         f = root.field
+        # The same entry, so the same calls in the same order, as the resolvers of `Query`.
+        entry = root.entry
+        assert entry is not None
         try:
-            value = await self._fetch(root, args, context)
+            value = await entry.fetch(context, args, root.shape)
         except Exception as raw:
             error = located_error(raw, f.nodes, [f.key])
             if is_non_null_type(f.type):
@@ -575,12 +582,6 @@ class _Variant:
             return root.complete(value)
         except Exception:
             return _BAILED
-
-    async def _fetch(self, root: RootPlan, args: dict[str, Any], context: Context) -> Any:
-        # The same entry, so the same calls in the same order, as the resolvers of `Query`.
-        entry = root.entry
-        assert entry is not None
-        return await entry.fetch(context, args, root.shape)
 
 
 def _compile(

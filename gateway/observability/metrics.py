@@ -316,12 +316,13 @@ class Metrics:
     def operation_label(self, name: str | None) -> str:
         if not name:
             return "anonymous"
+        if name in self._names:  # a name given its label before is a valid one
+            return name
         if not _OPERATION_NAME.fullmatch(name):
             return "invalid"
-        if name not in self._names:
-            if len(self._names) >= self._max_names:
-                return "other"
-            self._names.add(name)
+        if len(self._names) >= self._max_names:
+            return "other"
+        self._names.add(name)
         return name
 
     def cache_size(self, cache: str, store: ByteLRU[Any]) -> None:
