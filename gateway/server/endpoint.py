@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -181,22 +181,24 @@ def _too_large(limit: int) -> RequestError:
     )
 
 
-@dataclass(slots=True)
 class OperationRecord:
-    """What the access log and the metrics say about one request to /graphql."""
+    """What the access log and the metrics say about one request to /graphql. The defaults
+    live on the class: a request sets only what it learns (a dataclass set all twelve)."""
 
-    request_id: str
     name: str | None = None  # the operation selected, once one is
     requested: str | None = None  # the `operationName` the client sent, for the log only
     selected: bool = False
     outcome: str = "ok"  # ok | partial | error | rejected
-    codes: list[str] = field(default_factory=list)
+    codes: Sequence[str] = ()  # replaced, never changed in place
     upstream_calls: int = 0
     cache: str | None = None  # hit | miss when the response cache was consulted
     engine: str = "none"  # compiled | graphql-core, once an engine answered
     fallback: str | None = None  # why graphql-core answered, when compiling was possible
     trace_id: str | None = None  # the operation's span, when tracing is on
     span_id: str | None = None
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
 
 
 class GraphQLEndpoint:
@@ -258,7 +260,7 @@ class GraphQLEndpoint:
         if media_type is None:
             return self._plain(406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.", request_id)
         record = OperationRecord(request_id)
-        started = time.perf_counter()
+        started = time.perf_counter_ns()
         self.metrics.operation_started()
         try:
             if self.tracing.tracer is None:  # no span: not even an empty context to enter
@@ -267,7 +269,7 @@ class GraphQLEndpoint:
                 response = await self._traced(request, media_type, record)
         finally:
             self.metrics.operation_ended()
-        self._observe(record, time.perf_counter() - started, response.status_code)
+        self._observe(record, time.perf_counter_ns() - started, response.status_code)
         return response
 
     async def _traced(
@@ -457,9 +459,9 @@ class GraphQLEndpoint:
         all_headers = {"X-Request-ID": request_id, **(headers or {})}
         return Response(error_body(code, message), status, all_headers, media_type=JSON)
 
-    def _observe(self, record: OperationRecord, seconds: float, status: int) -> None:
+    def _observe(self, record: OperationRecord, elapsed_ns: int, status: int) -> None:
         label = self.metrics.operation_label(record.name) if record.selected else "unselected"
-        self.metrics.operation(label, record.outcome, record.engine, seconds)
+        self.metrics.operation(label, record.outcome, record.engine, elapsed_ns / 1e9)
         if record.fallback is not None:
             self.metrics.fallbacks.labels(record.fallback).inc()
         self.metrics.count_errors(record.codes)
@@ -470,7 +472,8 @@ class GraphQLEndpoint:
             {
                 "request_id": record.request_id,
                 "operation": record.name if record.selected else record.requested,
-                "duration_ms": round(seconds * 1000, 3),
+                # To the microsecond, in integers: round(ms, 3) is ~10 times the cost.
+                "duration_ms": (elapsed_ns + 500) // 1000 / 1000,
                 "upstream_calls": record.upstream_calls,
                 "outcome": record.outcome,
                 "codes": record.codes,
