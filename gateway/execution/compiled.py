@@ -660,12 +660,16 @@ class CompiledOperation:
         self, context: Context, variables: VariableValues
     ) -> ExecutionResult | Fallback:
         """The compiled result, or why graphql-core must run this request."""
+        runner = self.runner(variables)
+        if isinstance(runner, str):
+            return runner
+        return await runner.execute(context, variables)
+
+    def runner(self, variables: VariableValues) -> _Variant | Fallback:
+        """The variant that runs these variables, or why graphql-core must."""
         if not self.supported:
             return "unsupported"
-        variant = self.variant(variables)
-        if isinstance(variant, str):
-            return variant
-        return await variant.execute(context, variables)
+        return self.variant(variables)
 
     def variant(self, variables: VariableValues) -> _Variant | Fallback:
         if not self.shaping:  # one variant, under the empty key, once made

@@ -334,7 +334,17 @@ class GraphQLEndpoint:
     async def _run(
         self, request: HttpRequest, params: GraphQLRequest, record: OperationRecord
     ) -> tuple[int, bytes]:
-        query, digest, register = await self._document(params)
+        if (
+            params.query is not None
+            and params.extensions is None
+            and params.document_id is None
+            and not self.trusted.only
+        ):
+            # The usual request, a document in full and nothing else: what _document answers
+            # for it, without its awaits and checks.
+            query, digest, register = params.query, None, False
+        else:
+            query, digest, register = await self._document(params)
         context = self.make_context(request, record.request_id)
         # Without any credentials nothing is cached or compiled: the operation cannot fetch.
         credentials = bool(context.session.authorization)
