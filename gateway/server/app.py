@@ -258,8 +258,9 @@ class FrontDoor:
         self.max_authorization = max_authorization
         self.max_total = max_total
 
-    def app_for(self, scope: Scope) -> ASGIApp | None:
-        """The app behind the shedder for this request, or None for the whole stack."""
+    def app_for(self, scope: Scope) -> tuple[ASGIApp, int] | None:
+        """The app behind the shedder for this request and its declared body length (the
+        first Content-Length when all digits, else -1), or None for the whole stack."""
         if (
             scope["type"] != "http"
             or scope["path"] != self.path
@@ -268,7 +269,7 @@ class FrontDoor:
         ):
             return None
         total = 0
-        host = encoding = None
+        host = encoding = length = None
         for name, value in scope["headers"]:
             total += len(name) + len(value) + 4  # as HeaderLimits counts
             if name == b"authorization":
@@ -277,6 +278,9 @@ class FrontDoor:
             elif name == b"host":
                 if host is None:
                     host = value
+            elif name == b"content-length":
+                if length is None:
+                    length = value
             elif name == b"accept-encoding" and encoding is None:
                 encoding = value
         if total > self.max_total:
@@ -287,9 +291,10 @@ class FrontDoor:
             name, colon, port = host.partition(b":")
             if name not in self.plain or (colon and not port.isdigit()):
                 return None
+        declared = int(length) if length is not None and length.isdigit() else -1
         if encoding is not None and (b"br" in encoding or b"gzip" in encoding):
-            return self.compressed
-        return self.endpoint
+            return self.compressed, declared
+        return self.endpoint, declared
 
 
 # What starlette's ServerErrorMiddleware answers (not in debug, no handler of 500) when the app
@@ -306,14 +311,15 @@ class GatewayApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         front = self.front
-        app = front.app_for(scope) if front is not None else None
-        if app is None:
+        found = front.app_for(scope) if front is not None else None
+        if found is None:
             await super().__call__(scope, receive, send)
             return
+        app, declared = found
         scope["app"] = self
         shedding = front.shedding  # type: ignore[union-attr]
         try:
-            received = await shedding.receive_body(scope, receive)
+            received = await shedding.receive_body(scope, receive, declared)
         except Exception:
             # As ServerErrorMiddleware: a 500 when nothing was sent, and the error raised on.
             await _SERVER_ERROR(scope, receive, send)

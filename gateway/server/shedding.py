@@ -78,12 +78,17 @@ class LoadShedding:
         finally:
             self.in_flight -= 1
 
-    async def receive_body(self, scope: Scope, receive: Receive) -> list[Message] | None:
+    async def receive_body(
+        self, scope: Scope, receive: Receive, declared: int | None = None
+    ) -> list[Message] | None:
         """The body's messages, up to just past `max_body` bytes (the app answers 413 then);
-        None when the client disconnected first."""
+        None when the client disconnected first. `declared`: the first `Content-Length` as
+        `_declared_length` reads it, when the caller has read it already."""
         if scope["method"] in ("GET", "HEAD"):
             return []
-        if _declared_length(scope["headers"]) > self.max_body:
+        if declared is None:
+            declared = _declared_length(scope["headers"])
+        if declared > self.max_body:
             return []  # refused from the header alone by the app
         messages: list[Message] = []
         size = 0

@@ -75,6 +75,12 @@ CASES = {
     "delete": ("DELETE", [], b""),
     "not json": post(b"{", (b"accept", b"application/graphql-response+json")),
     "too large": post(b" " * 2_000_000),
+    "too large, undeclared": (
+        "POST",
+        [(b"content-type", b"application/json"), (b"content-length", b"2000000x")],
+        b" " * 2_000_000,
+    ),
+    "two lengths, the first too large": post(DETAIL, (b"content-length", b"2000000")),
     "authorization too long": post(DETAIL, (b"authorization", b"Token " + b"a" * 9000)),
 }
 
