@@ -118,7 +118,14 @@ class Runtime:
         # Both dataclasses by position (client, authorization, deadline, request_id; settings,
         # session, loaders, request_id, page_cap): half the cost of keywords.
         deadline = self.clock.monotonic() + settings.operation_timeout
-        session = UpstreamSession(self.client, self.authorization(request), deadline, request_id)
+        client = self._client
+        if client is None:
+            client = self.client  # raises: the lifespan has not opened it
+        # `authorization(request)` for a request that sends the header (most do), inline.
+        authorization = request.headers.get("authorization")
+        if authorization is None:
+            authorization = self.authorization(request)
+        session = UpstreamSession(client, authorization, deadline, request_id)
         loaders = Loaders(session, detail_concurrency=settings.detail_concurrency)
         return Context(settings, session, loaders, request_id, self.page_cap)
 

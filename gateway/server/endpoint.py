@@ -44,6 +44,18 @@ MAX_JSON_DEPTH = 32  # levels of lists and objects in `variables` and `extension
 access_log = logging.getLogger("gateway.access")
 
 
+# Header names clients commonly send, decoded once: a fixed table (client names never grow it).
+_NAMES = {
+    name.encode("latin-1"): name
+    for name in (
+        "host", "content-type", "content-length", "authorization", "accept", "accept-encoding",
+        "accept-language", "user-agent", "connection", "x-request-id", "if-none-match",
+        "origin", "referer", "cookie", "traceparent", "tracestate", "x-forwarded-for",
+        "x-forwarded-proto", "cache-control", "pragma",
+    )
+}  # fmt: skip
+
+
 class HttpRequest:
     """What the endpoint reads of one HTTP request: its method, its headers read once into a
     dict (names lower-case as ASGI gives them, the first value of a repeated name, as
@@ -58,7 +70,7 @@ class HttpRequest:
         self.method: str = scope["method"]
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+            headers.setdefault(_NAMES.get(name) or name.decode("latin-1"), value.decode("latin-1"))
         self.headers = headers
         # HEAD is GET without the body (RFC 9110): same status and headers, ETag included.
         self.is_get = self.method in ("GET", "HEAD")
@@ -381,11 +393,11 @@ class GraphQLEndpoint:
             )
             record.engine, record.fallback = result.engine, result.fallback
         finally:
-            record.upstream_calls = sum(context.session.calls.values())
-            waited = context.session.upstream_wait
-            self.metrics.phase("execute", time.perf_counter() - started - waited)
-            if record.upstream_calls:
-                self.metrics.phase("upstream_wait", waited)
+            session = context.session
+            calls = record.upstream_calls = sum(session.calls.values())
+            waited = session.upstream_wait
+            elapsed = time.perf_counter() - started
+            self.metrics.execution(elapsed - waited, waited if calls else None)
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             errors = [client_error(e, record.request_id) for e in result.errors]
