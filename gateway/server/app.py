@@ -27,7 +27,7 @@ from gateway.server.graphiql import graphiql_response, graphiql_routes
 from gateway.server.guards import HeaderLimits
 from gateway.server.persisted import TrustedDocuments
 from gateway.server.response_cache import MemoryResponseCache, ResponseCache
-from gateway.server.shedding import LoadShedding
+from gateway.server.shedding import LoadShedding, replay
 from gateway.settings import Settings
 from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from gateway.upstream.resilience import BreakerState, Clock, SystemClock
@@ -331,10 +331,17 @@ class GatewayApp(Starlette):
             # As ServerErrorMiddleware: a 500 when nothing was sent, and the error raised on.
             await _SERVER_ERROR(scope, receive, send)
             raise
-        if received is not None:  # else the client left while sending
-            # The endpoint answers its own failures (a masked 500), so only a failed send can
-            # raise from here, when ServerErrorMiddleware sends nothing more either.
-            await shedding.admit(app, scope, received, receive, send)
+        if received is None:
+            return  # the client left while sending
+        # shedding.admit, inline. The endpoint answers its own failures (a masked 500), so
+        # only a failed send can raise from here, when ServerErrorMiddleware sends nothing more.
+        if not shedding.enter():
+            await shedding.refuse(scope, send)
+            return
+        try:
+            await app(scope, replay(received, receive), send)
+        finally:
+            shedding.in_flight -= 1
 
 
 def create_app(

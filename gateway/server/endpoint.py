@@ -14,7 +14,7 @@ from graphql import OperationType
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import INTERNAL_MESSAGE, ErrorCode, RequestError, error_body, request_error
 from gateway.execution.executor import Executor
@@ -163,17 +163,9 @@ def parse_params(params: Any) -> GraphQLRequest:
 _PARAMS = ("query", "variables", "operationName", "extensions", "documentId")
 
 
-async def read_body(request: HttpRequest, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+async def read_body(request: HttpRequest, message: Message, limit: int) -> bytes:
+    """The rest of a body that `message`, the first one received, did not hold whole."""
     receive = request.receive
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        body: bytes = message.get("body", b"")  # the whole body in one message: no copy
-        if len(body) > limit:
-            raise _too_large(limit)
-        return body
     chunks = bytearray()
     while True:
         if message["type"] == "http.disconnect":
@@ -253,7 +245,13 @@ class GraphQLEndpoint:
                 {"X-Request-ID": request_id},
                 media_type=JSON,
             )
-        await response(scope, receive, send)
+        if type(response) is _Answer:  # its two messages, without a call of its own
+            start = {"type": "http.response.start", "status": response.status_code}
+            start["headers"] = response.headers
+            await send(start)
+            await send({"type": "http.response.body", "body": response.body})
+        else:
+            await response(scope, receive, send)
 
     async def handle(self, request: HttpRequest) -> Response | _Answer:
         request_id = request_id_of(request.headers)
@@ -330,7 +328,17 @@ class GraphQLEndpoint:
             raise request_error(
                 "Send the operation as application/json.", ErrorCode.UNSUPPORTED_MEDIA_TYPE, 415
             )
-        body = await read_body(request, self.settings.max_body_bytes)
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)  # before any message is read
+        message = await request.receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body = message.get("body", b"")  # the whole body in one message: no copy
+            if len(body) > limit:
+                raise _too_large(limit)
+        else:
+            body = await read_body(request, message, limit)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -53,30 +53,41 @@ class LoadShedding:
     ) -> None:
         """`app` runs the request whose body was `received`, unless the gateway is at capacity
         (a 503 then). Sends nothing before `app` runs, but the 503."""
+        if not self.enter():
+            await self.refuse(scope, send)
+            return
+        try:
+            await app(scope, replay(received, receive), send)
+        finally:
+            self.in_flight -= 1
+
+    def enter(self) -> bool:
+        """Take a slot (True; the caller gives it back with `in_flight -= 1` when its app is
+        done), or count a shed request (False; the caller then answers with `refuse`)."""
         if self.in_flight >= self.limit:
             self.shed += 1
             if self.on_shed is not None:
                 self.on_shed()
-            request_id = request_id_of(Headers(scope=scope))
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"retry-after", self.retry_after.encode()),
-                        (b"x-request-id", request_id.encode()),
-                        (b"content-length", str(len(_BODY)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": _BODY})
-            return
+            return False
         self.in_flight += 1
-        try:
-            await app(scope, _replay(received, receive), send)
-        finally:
-            self.in_flight -= 1
+        return True
+
+    async def refuse(self, scope: Scope, send: Send) -> None:
+        """The 503 of a request shed at capacity."""
+        request_id = request_id_of(Headers(scope=scope))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", self.retry_after.encode()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"content-length", str(len(_BODY)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _BODY})
 
     async def receive_body(
         self, scope: Scope, receive: Receive, declared: int | None = None
@@ -111,7 +122,7 @@ def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
     return -1
 
 
-def _replay(messages: list[Message], receive: Receive) -> Any:
+def replay(messages: list[Message], receive: Receive) -> Any:
     """A `receive` that hands out the buffered messages first, then the server's own."""
     pending = list(messages)
 

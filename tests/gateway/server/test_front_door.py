@@ -134,3 +134,31 @@ def test_a_failure_before_any_answer_is_a_500_and_raised_either_way(host):
         },
         {"type": "http.response.body", "body": b"Internal Server Error"},
     ]
+
+
+@pytest.mark.parametrize("host", [b"127.0.0.1", b"LOCALHOST"])
+def test_a_body_in_several_messages_is_read_whole_either_way(upstream, host):
+    method, headers, body = post(DETAIL)
+    app = create_app(Settings(upstream_url=upstream.url, token=None))
+    parts = [body[:5], b"", body[5:20], body[20:]]
+
+    async def chunked() -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        messages = [
+            {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+            for i, part in enumerate(parts)
+        ]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async with app.router.lifespan_context(app):
+            await app(scope(method, headers, host), receive, send)
+        return sent
+
+    sent = asyncio.run(chunked())
+    assert sent[0]["status"] == 200
+    assert orjson.loads(sent[1]["body"]) == {"data": {"orderItem": {"id": "1", "price": "599.99"}}}
