@@ -505,10 +505,34 @@ class _Variant:
 
     roots: list[RootPlan]
     hide_suggestions: bool
+    # The one root field, when it is the only one and fetches with constant arguments (a
+    # detail, a list): run without the lists and the second coroutine of several roots.
+    single: tuple[RootPlan, Root, dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.roots) == 1:
+            root = self.roots[0]
+            if root.entry is not None and root.arguments is not None:
+                self.single = (root, root.entry, root.arguments)
 
     async def execute(
         self, context: Context, variables: VariableValues
     ) -> ExecutionResult | Fallback:
+        single = self.single
+        if single is not None:
+            # What the general path below does for it, with _root inline.
+            root, entry, constant = single
+            f = root.field
+            try:
+                value = await entry.fetch(context, constant, root.shape)
+            except Exception as raw:
+                error = located_error(raw, f.nodes, [f.key])
+                return ExecutionResult(None if is_non_null_type(f.type) else {f.key: None}, [error])
+            try:
+                value = root.complete(value)
+            except Exception:
+                return "bailed"
+            return ExecutionResult({f.key: value}, None)
         roots = self.roots
         arguments: list[dict[str, Any]] = []
         for root in roots:
