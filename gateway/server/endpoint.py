@@ -149,6 +149,10 @@ def _optional_str(value: Any, name: str) -> str | None:
 
 
 def parse_params(params: Any) -> GraphQLRequest:
+    if len(params) == 1:  # the usual request: only a query (what the general path answers)
+        query = params.get("query")
+        if type(query) is str:
+            return GraphQLRequest(query or None, None, None, None, None)
     # An absent parameter (most of them, most of the time) is None without a check's call.
     query, variables, name, extensions, document_id = map(params.get, _PARAMS)
     return GraphQLRequest(  # by position: a dataclass takes those for half the cost
@@ -465,6 +469,19 @@ class GraphQLEndpoint:
         self, status: int, content: bytes, media_type: str, request_id: str, request: HttpRequest
     ) -> _Answer:
         # The compression middleware adds `Accept-Encoding` to Vary when it compresses.
+        if status != 405 and not request.is_get:  # a POST's answer: one list, as below
+            # (The id and the length are ASCII: encoded as UTF-8, the cheapest, alike.)
+            return _Answer(
+                status,
+                content,
+                [
+                    (b"x-request-id", request_id.encode()),
+                    _VARY,
+                    _NO_STORE,
+                    (b"content-length", str(len(content)).encode()),
+                    _CONTENT_TYPES[media_type],
+                ],
+            )
         headers = [(b"x-request-id", request_id.encode("latin-1")), _VARY]
         if status == 405:
             headers.append(_ALLOW_POST)
