@@ -27,7 +27,7 @@ from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRul
 
 from gateway.bounded import ByteLRU, remember
 from gateway.errors import ErrorCode, RequestError, request_error
-from gateway.execution.compiled import CompiledOperation, Engine, Fallback
+from gateway.execution.compiled import CompiledOperation, Engine, Fallback, _Variant
 from gateway.execution.limits import Limits, OverLimit, check_document
 from gateway.settings import Settings
 from resolvers.cost import plan_cost
@@ -103,6 +103,17 @@ def _select(operations: dict[str | None, Any], name: str | None) -> Any:
     return operations.get(name)
 
 
+@dataclass(slots=True, eq=False)
+class Fixed:
+    """What an operation that defines no variables gets at one page cap, read without the
+    keys of the tables that keep each (the budget's figures, the plans, the variants)."""
+
+    max_limit: int | None
+    cost: int
+    plan: Plan
+    runner: _Variant | Fallback | None = None  # the compiled variant, once one ran
+
+
 @dataclass(slots=True)
 class Prepared:
     """A parsed, measured and valid document, cached by its text."""
@@ -112,9 +123,8 @@ class Prepared:
     operations: dict[str | None, OperationDefinitionNode]
     extras: dict[Any, Any] = field(default_factory=dict)  # per-document caches of later stages
     plans: dict[str | None, OperationPlans] = field(default_factory=dict)  # by operation name
-    # What an operation without variables gets at the page cap it last ran at, by its name:
-    # (page cap, budget figure, plan), both kept in `plans` too; read without their keys.
-    fixed: dict[str | None, tuple[int | None, int, Plan]] = field(default_factory=dict)
+    # What an operation without variables gets at the page cap it last ran at, by its name.
+    fixed: dict[str | None, Fixed] = field(default_factory=dict)
     nbytes: int = 0  # what the document cache charges for it when cached
     query: str = ""  # its text, the document cache's key
     selections: int = 0  # the most field selections of one operation, fragments expanded
@@ -351,6 +361,7 @@ class Executor:
     ) -> Answer:
         """Run the operation; `compile=False` (a request without credentials) compiles nothing."""
         max_limit = context.list_limit()
+        fixed: Fixed | None = None
         if operation.variable_definitions:
             coerced = self.coerce_variables(operation, variables)
             cost = self.check_budget(prepared, operation, coerced, max_limit)
@@ -361,27 +372,31 @@ class Executor:
             coerced = VariableValues({}, {})
             name = operation.name.value if operation.name else None
             fixed = prepared.fixed.get(name)
-            if fixed is None or fixed[0] != max_limit:
+            if fixed is None or fixed.max_limit != max_limit:
                 cost = self.check_budget(prepared, operation, coerced, max_limit)
                 plan = self.plan(prepared, operation, coerced)
-                fixed = prepared.fixed[name] = (max_limit, cost, plan)
+                fixed = prepared.fixed[name] = Fixed(max_limit, cost, plan)
             else:
-                cost = fixed[1]
+                cost = fixed.cost
                 self._within_budget(cost)
-            context.plan = fixed[2]
+            context.plan = fixed.plan
         # The compiled path inline (a coroutine less per operation); else graphql-core.
         result: Answer | None = None
         fallback: Fallback = "disabled"
         if not compile:
             fallback = "uncredentialed"
         elif self.settings.compile_operations:
-            compiled = self.compiled(prepared, operation)
-            variants = len(compiled.variants)
-            runner = compiled.runner(coerced)
-            if len(compiled.variants) > variants:
-                # A variant's plans and generated code grow with the expanded selections.
-                variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
-                self.cache.charge(prepared.query, variant)
+            runner = fixed.runner if fixed is not None else None
+            if runner is None:
+                compiled = self.compiled(prepared, operation)
+                variants = len(compiled.variants)
+                runner = compiled.runner(coerced)
+                if len(compiled.variants) > variants:
+                    # A variant's plans and generated code grow with the expanded selections.
+                    variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
+                    self.cache.charge(prepared.query, variant)
+                if fixed is not None:
+                    fixed.runner = runner  # kept in `compiled` too; the same every time
             outcome = runner if isinstance(runner, str) else await runner.execute(context, coerced)
             if isinstance(outcome, str):
                 fallback = outcome
