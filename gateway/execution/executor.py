@@ -140,6 +140,9 @@ class Prepared:
         return operation.operation if operation is not None else None
 
     def operation(self, name: str | None) -> OperationDefinitionNode:
+        if name is None and len(self.operations) == 1:  # the usual document: `find`, inline
+            for sole in self.operations.values():
+                return sole
         operation = self.find(name)
         if operation is not None:
             return operation
