@@ -4,6 +4,7 @@ Run from the repository root (about 3 minutes with the defaults; `bench/run.py -
 after its own tables):
 
     .venv/bin/python bench/floor.py [--duration 5] [--transports httpx,aiohttp] [--no-workers]
+    .venv/bin/python bench/floor.py --rounds 3 --no-workers   # medians of 3 rounds, and each
     .venv/bin/python bench/floor.py --ref HEAD --compare main --rounds 2   # before/after
     .venv/bin/python bench/floor.py --scale-out --rounds 3 --no-write     # --workers 2 vs 1
     .venv/bin/python bench/floor.py --generic --rounds 3 --duration 4     # vs a generic gateway
@@ -297,7 +298,10 @@ def goals(runs: list[Run], args: argparse.Namespace) -> list[str]:
     return rows
 
 
-def render(runs: list[Run], args: argparse.Namespace, command: str, info: dict[str, str]) -> str:
+def render(
+    runs: list[Run], args: argparse.Namespace, command: str, info: dict[str, str],
+    rounds: list[list[Run]],
+) -> str:  # fmt: skip
     out = [
         "## The floor: the gateway against its own stack, per upstream transport",
         "",
@@ -306,7 +310,12 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, info: dict[s
         "how many cores wrk and other processes used during each run.",
         "",
         "The floor is `bench/proxy.py`: uvicorn, one GET through the transport, the bytes back. "
-        "CPU is the server's (all its workers') user + system time per request, from /proc.",
+        "CPU is the server's (all its workers') user + system time per request, from /proc"
+        + (
+            f"; figures are medians of {len(rounds)} rounds, each running every server in turn."
+            if len(rounds) > 1
+            else "."
+        ),
         "",
         "| server | transport | workers | query | c | req/s | p50 ms | p99 ms | CPU ms/op "
         "| wrk cores | other cores |",
@@ -321,6 +330,9 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, info: dict[s
     errors = [f"{r.server}/{r.transport}/{r.query}: {r.errors}" for r in runs if r.errors]
     out += ["", "wrk errors: " + ("; ".join(errors) if errors else "none (every response 2xx).")]
     out += ["", "### Goals, as ratios within this run", "", *goals(runs, args)]
+    if len(rounds) > 1:
+        out += ["", "Each goal's ratio in each round (the table above gives their medians' ratio):",
+                "", *per_round(rounds, args)]  # fmt: skip
     if args.cores < 4:
         out += [
             "",
@@ -328,6 +340,17 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, info: dict[s
             "workers, the fake OMS and wrk together.",
         ]
     return "\n".join(out) + "\n"
+
+
+def per_round(rounds: list[list[Run]], args: argparse.Namespace) -> list[str]:
+    """One line per goal: its ratio in each round, in order, so the medians' spread shows."""
+    table: dict[str, list[str]] = {}
+    for runs in rounds:
+        for row in goals(runs, args)[2:]:
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            if cells[3] != "n/a":  # a goal this run does not judge
+                table.setdefault(f"{cells[0]} ({cells[1]})", []).append(cells[3])
+    return [f"- {goal}: {', '.join(ratios)}" for goal, ratios in table.items()]
 
 
 def _goal_ratios(runs: list[Run], args: argparse.Namespace) -> dict[str, str]:
@@ -466,9 +489,10 @@ def probe_generic(servers: Servers, server: str, transport: str, key: str,
 
 def measure_generic(
     args: argparse.Namespace, wrk: str, code_dir: Path
-) -> tuple[list[Run], list[Probe]]:
-    """Ours on each transport and the generic gateway, one fake OMS, interleaved in rounds."""
-    runs: list[Run] = []
+) -> tuple[list[list[Run]], list[Probe]]:
+    """Ours on each transport and the generic gateway, one fake OMS, interleaved in rounds:
+    each round's runs."""
+    rounds: list[list[Run]] = []
     probes: list[Probe] = []
     keys = [k for k, _ in GENERIC_GOALS if not args.queries or k in args.queries]
     with contextlib.ExitStack() as stack:
@@ -519,16 +543,18 @@ def measure_generic(
                 run_wrk(wrk, url, script, 4, PREWARM_SECONDS, args.wrk_threads)
                 settle(servers)
         for _ in range(args.rounds):
+            rounds.append([])
             for key in keys:
                 for c in GENERIC_CONCURRENCY:
                     for server, transport, servers in fleet:
-                        runs.append(drive(servers, wrk, args, server, transport, 1, key, c))
-    return medians(runs), probes
+                        run = drive(servers, wrk, args, server, transport, 1, key, c)
+                        rounds[-1].append(run)
+    return rounds, probes
 
 
 def render_generic(
     runs: list[Run], probes: list[Probe], args: argparse.Namespace, command: str,
-    info: dict[str, str], versions: dict[str, str],
+    info: dict[str, str], versions: dict[str, str], rounds: list[list[Run]],
 ) -> str:  # fmt: skip
     """Ours against the generic gateway, measured in the same run."""
     packages = ", ".join(f"{name} {v}" for name, v in versions.items())
@@ -629,6 +655,9 @@ def render_generic(
               for r in runs if r.errors]  # fmt: skip
     out += ["", "wrk errors: " + ("; ".join(errors) if errors else "none (every response 2xx).")]
     out += ["", "Goals, as ratios within this run:", "", *goals(runs, args)]
+    if len(rounds) > 1:
+        out += ["", "Each goal's ratio in each round (the table above gives their medians' ratio):",
+                "", *per_round(rounds, args)]  # fmt: skip
     return "\n".join(out) + "\n"
 
 
@@ -652,7 +681,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ref", help="measure this git revision (a clean export), not the tree")
     p.add_argument("--compare", help="also measure this revision, interleaved: before/after")
     p.add_argument(
-        "--rounds", type=int, default=1, help="with --compare, --scale-out or --generic: rounds"
+        "--rounds", type=int, default=1, help="rounds of the whole plan; figures are medians"
     )
     p.add_argument(
         "--generic",
@@ -685,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     runs_planned = 8 * len(args.transports) + (0 if args.no_workers else 4)
     if args.compare:
         runs_planned *= 2 * args.rounds
+    if not (args.compare or args.generic or args.scale_out):
+        runs_planned *= args.rounds
     if args.scale_out:
         runs_planned = 2 * len(SCALE_OUT) * args.rounds
     versions: dict[str, str] = {}
@@ -704,14 +735,16 @@ def main(argv: list[str] | None = None) -> int:
     wrk = ensure_wrk()
     info = machine()
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    rounds: list[list[Run]] = []
     try:
         if args.generic:
             generic_gw.compose()
             with export_ref(args.ref) as (code_dir, sha):
                 if sha:
                     info["commit"] = f"{sha} (a clean `git archive` of it)"
-                runs, probes = measure_generic(args, wrk, code_dir)
-            report = render_generic(runs, probes, args, command, info, versions)
+                rounds, probes = measure_generic(args, wrk, code_dir)
+                runs = medians([r for each in rounds for r in each])
+            report = render_generic(runs, probes, args, command, info, versions, rounds)
         elif args.scale_out:
             with export_ref(args.ref) as (code_dir, sha):
                 if sha:
@@ -728,12 +761,19 @@ def main(argv: list[str] | None = None) -> int:
             with export_ref(args.ref) as (code_dir, sha):
                 if sha:
                     info["commit"] = f"{sha} (a clean `git archive` of it)"
-                runs = measure_all(args, wrk, code_dir, args.ref or "")
-            report = render(runs, args, command, info)
+                # Each round runs the whole plan in order, so each server's rounds are spread
+                # over the run and a slow minute does not fall on one server alone.
+                rounds = [
+                    measure_all(args, wrk, code_dir, args.ref or "") for _ in range(args.rounds)
+                ]
+                runs = medians([r for each in rounds for r in each])
+            report = render(runs, args, command, info, rounds)
     except BenchTimeout as exc:
         print(f"bench/floor.py: {exc}; servers stopped", file=sys.stderr)
         return 3
-    raw = {"machine": info, "command": command, "runs": [asdict(r) for r in runs]}
+    raw: dict[str, object] = {"machine": info, "command": command}
+    raw["runs"] = [asdict(r) for r in runs]
+    raw["rounds"] = [[asdict(r) for r in each] for each in rounds]  # each round's own runs
     (RESULTS / f"floor-{stamp}.json").write_text(json.dumps(raw, indent=2))
     if not args.no_write:
         section = (

@@ -505,10 +505,34 @@ class _Variant:
 
     roots: list[RootPlan]
     hide_suggestions: bool
+    # The one root field, when it is the only one and fetches with constant arguments (a
+    # detail, a list): run without the lists and the second coroutine of several roots.
+    single: tuple[RootPlan, Root, dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.roots) == 1:
+            root = self.roots[0]
+            if root.entry is not None and root.arguments is not None:
+                self.single = (root, root.entry, root.arguments)
 
     async def execute(
         self, context: Context, variables: VariableValues
     ) -> ExecutionResult | Fallback:
+        single = self.single
+        if single is not None:
+            # What the general path below does for it, with _root inline.
+            root, entry, constant = single
+            f = root.field
+            try:
+                value = await entry.fetch(context, constant, root.shape)
+            except Exception as raw:
+                error = located_error(raw, f.nodes, [f.key])
+                return ExecutionResult(None if is_non_null_type(f.type) else {f.key: None}, [error])
+            try:
+                value = root.complete(value)
+            except Exception:
+                return "bailed"
+            return ExecutionResult({f.key: value}, None)
         roots = self.roots
         arguments: list[dict[str, Any]] = []
         for root in roots:
@@ -553,7 +577,11 @@ class _Variant:
             # schema is nullable, so this is for schemas to come.)
             errors.append(error)
             return ExecutionResult(None, errors)
-        if any(data[key] is _BAILED for key in pending):
+        bailed = False
+        for key in pending:
+            if data[key] is _BAILED:
+                bailed = True
+        if bailed:
             # Every fetch has settled in the loaders, so graphql-core reruns the operation from
             # them without a new upstream call and completes the odd values as it always does.
             return "bailed"
@@ -563,8 +591,11 @@ class _Variant:
         self, root: RootPlan, args: dict[str, Any], context: Context, errors: list[GraphQLError]
     ) -> Any:
         f = root.field
+        # The same entry, so the same calls in the same order, as the resolvers of `Query`.
+        entry = root.entry
+        assert entry is not None
         try:
-            value = await self._fetch(root, args, context)
+            value = await entry.fetch(context, args, root.shape)
         except Exception as raw:
             error = located_error(raw, f.nodes, [f.key])
             if is_non_null_type(f.type):
@@ -575,12 +606,6 @@ class _Variant:
             return root.complete(value)
         except Exception:
             return _BAILED
-
-    async def _fetch(self, root: RootPlan, args: dict[str, Any], context: Context) -> Any:
-        # The same entry, so the same calls in the same order, as the resolvers of `Query`.
-        entry = root.entry
-        assert entry is not None
-        return await entry.fetch(context, args, root.shape)
 
 
 def _compile(
@@ -659,14 +684,22 @@ class CompiledOperation:
         self, context: Context, variables: VariableValues
     ) -> ExecutionResult | Fallback:
         """The compiled result, or why graphql-core must run this request."""
+        runner = self.runner(variables)
+        if isinstance(runner, str):
+            return runner
+        return await runner.execute(context, variables)
+
+    def runner(self, variables: VariableValues) -> _Variant | Fallback:
+        """The variant that runs these variables, or why graphql-core must."""
         if not self.supported:
             return "unsupported"
-        variant = self.variant(variables)
-        if isinstance(variant, str):
-            return variant
-        return await variant.execute(context, variables)
+        return self.variant(variables)
 
     def variant(self, variables: VariableValues) -> _Variant | Fallback:
+        if not self.shaping:  # one variant, under the empty key, once made
+            made = self.variants.get(())
+            if made is not None:
+                return made
         # One variant per plan: the same shaping key and the same bound.
         return remember(
             self.variants, self.plans.key(variables), lambda: self._compile(variables), MAX_PLANS

@@ -22,11 +22,12 @@ from graphql import (
     specified_rules,
     validate,
 )
+from graphql.execution.values import VariableValues
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
 from gateway.bounded import ByteLRU, remember
 from gateway.errors import ErrorCode, RequestError, request_error
-from gateway.execution.compiled import CompiledOperation, Engine, Fallback
+from gateway.execution.compiled import CompiledOperation, Engine, Fallback, _Variant
 from gateway.execution.limits import Limits, OverLimit, check_document
 from gateway.settings import Settings
 from resolvers.cost import plan_cost
@@ -42,7 +43,10 @@ class Answer(ExecutionResult):
     def __init__(
         self, result: ExecutionResult, engine: Engine, fallback: Fallback | None = None
     ) -> None:
-        super().__init__(result.data, result.errors, result.extensions)
+        # ExecutionResult's three fields, set here rather than through its __init__.
+        self.data = result.data
+        self.errors = result.errors
+        self.extensions = result.extensions
         self.engine = engine
         self.fallback = fallback
 
@@ -99,6 +103,17 @@ def _select(operations: dict[str | None, Any], name: str | None) -> Any:
     return operations.get(name)
 
 
+@dataclass(slots=True, eq=False)
+class Fixed:
+    """What an operation that defines no variables gets at one page cap, read without the
+    keys of the tables that keep each (the budget's figures, the plans, the variants)."""
+
+    max_limit: int | None
+    cost: int
+    plan: Plan
+    runner: _Variant | Fallback | None = None  # the compiled variant, once one ran
+
+
 @dataclass(slots=True)
 class Prepared:
     """A parsed, measured and valid document, cached by its text."""
@@ -108,6 +123,8 @@ class Prepared:
     operations: dict[str | None, OperationDefinitionNode]
     extras: dict[Any, Any] = field(default_factory=dict)  # per-document caches of later stages
     plans: dict[str | None, OperationPlans] = field(default_factory=dict)  # by operation name
+    # What an operation without variables gets at the page cap it last ran at, by its name.
+    fixed: dict[str | None, Fixed] = field(default_factory=dict)
     nbytes: int = 0  # what the document cache charges for it when cached
     query: str = ""  # its text, the document cache's key
     selections: int = 0  # the most field selections of one operation, fragments expanded
@@ -123,6 +140,9 @@ class Prepared:
         return operation.operation if operation is not None else None
 
     def operation(self, name: str | None) -> OperationDefinitionNode:
+        if name is None and len(self.operations) == 1:  # the usual document: `find`, inline
+            for sole in self.operations.values():
+                return sole
         operation = self.find(name)
         if operation is not None:
             return operation
@@ -263,6 +283,10 @@ class Executor:
     ) -> int:
         """The operation's planned upstream calls (at page cap `max_limit`), within budget."""
         cost = self.planned_calls(prepared, operation, variables, max_limit)
+        self._within_budget(cost)
+        return cost
+
+    def _within_budget(self, cost: int) -> None:
         budget = self.settings.max_upstream_calls
         if cost > budget:
             raise request_error(
@@ -272,7 +296,6 @@ class Executor:
                 cost=cost,
                 budget=budget,
             )
-        return cost
 
     def planned_calls(
         self,
@@ -340,10 +363,50 @@ class Executor:
         compile: bool = True,
     ) -> Answer:
         """Run the operation; `compile=False` (a request without credentials) compiles nothing."""
-        coerced = self.coerce_variables(operation, variables)
-        cost = self.check_budget(prepared, operation, coerced, context.list_limit())
-        context.plan = self.plan(prepared, operation, coerced)  # made by the budget's check
-        result = await self._run(prepared, operation, variables, context, coerced, compile)
+        max_limit = context.list_limit()
+        fixed: Fixed | None = None
+        if operation.variable_definitions:
+            coerced = self.coerce_variables(operation, variables)
+            cost = self.check_budget(prepared, operation, coerced, max_limit)
+            context.plan = self.plan(prepared, operation, coerced)  # made by the budget's check
+        else:
+            # No variable defined: any input coerces to none (as graphql-core's coercion
+            # answers), and the budget's figure and the plan depend on the page cap alone.
+            coerced = VariableValues({}, {})
+            name = operation.name.value if operation.name else None
+            fixed = prepared.fixed.get(name)
+            if fixed is None or fixed.max_limit != max_limit:
+                cost = self.check_budget(prepared, operation, coerced, max_limit)
+                plan = self.plan(prepared, operation, coerced)
+                fixed = prepared.fixed[name] = Fixed(max_limit, cost, plan)
+            else:
+                cost = fixed.cost
+                self._within_budget(cost)
+            context.plan = fixed.plan
+        # The compiled path inline (a coroutine less per operation); else graphql-core.
+        result: Answer | None = None
+        fallback: Fallback = "disabled"
+        if not compile:
+            fallback = "uncredentialed"
+        elif self.settings.compile_operations:
+            runner = fixed.runner if fixed is not None else None
+            if runner is None:
+                compiled = self.compiled(prepared, operation)
+                variants = len(compiled.variants)
+                runner = compiled.runner(coerced)
+                if len(compiled.variants) > variants:
+                    # A variant's plans and generated code grow with the expanded selections.
+                    variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
+                    self.cache.charge(prepared.query, variant)
+                if fixed is not None:
+                    fixed.runner = runner  # kept in `compiled` too; the same every time
+            outcome = runner if isinstance(runner, str) else await runner.execute(context, coerced)
+            if isinstance(outcome, str):
+                fallback = outcome
+            else:
+                result = Answer(outcome, "compiled")
+        if result is None:
+            result = await self._graphql_core(prepared, operation, variables, context, fallback)
         if self.settings.expose_cost:
             result.extensions = {"cost": self.cost_report(context.session.calls, cost)}
         return result
@@ -356,29 +419,14 @@ class Executor:
             "budget": self.settings.max_upstream_calls,
         }
 
-    async def _run(
+    async def _graphql_core(
         self,
         prepared: Prepared,
         operation: OperationDefinitionNode,
         variables: dict[str, Any] | None,
         context: Any,
-        coerced: Any,
-        compile: bool,
+        fallback: Fallback,
     ) -> Answer:
-        fallback: Fallback = "disabled"
-        if not compile:
-            fallback = "uncredentialed"
-        elif self.settings.compile_operations:
-            compiled = self.compiled(prepared, operation)
-            variants = len(compiled.variants)
-            outcome = await compiled.execute(context, coerced)
-            if len(compiled.variants) > variants:
-                # A variant's plans and generated code grow with the expanded selections.
-                variant = VARIANT_BYTES + prepared.selections * VARIANT_BYTES_PER_SELECTION
-                self.cache.charge(prepared.query, variant)
-            if not isinstance(outcome, str):
-                return Answer(outcome, "compiled")
-            fallback = outcome
         # On `bailed`, the same context: its loaders hold every answer the compiled run fetched.
         result = execute(
             self.schema,

@@ -90,18 +90,22 @@ def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, A
             head = _head(*key)
             if len(_HEADS) < _MAX_SHAPES:
                 _HEADS[key] = head
-        handler.acquire()
+        # Handler.acquire and release, without their two calls: the handler's own lock.
+        lock = handler.lock
+        if lock:
+            lock.acquire()
         try:
             # StreamHandler.emit and its flush (under the lock Handler.handle takes), with the
             # formatting inside: a value orjson refuses goes to handleError, as from format()
             tail = orjson.dumps(fields, default=str).decode()
             stamp = _stamp(seconds, rest // 1_000_000)
+            end = handler.terminator
             if len(tail) > 2:
-                line = f'{{"time":"{stamp}",{head},{tail[1:]}'
+                line = f'{{"time":"{stamp}",{head},{tail[1:]}{end}'
             else:
-                line = f'{{"time":"{stamp}",{head}}}'
+                line = f'{{"time":"{stamp}",{head}}}{end}'
             stream = handler.stream
-            stream.write(line + handler.terminator)
+            stream.write(line)
             if stream and hasattr(stream, "flush"):
                 stream.flush()
         except RecursionError:
@@ -109,7 +113,8 @@ def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, A
         except Exception:
             handler.handleError(_record(logger, level, msg, fields))
         finally:
-            handler.release()
+            if lock:
+                lock.release()
         return
     if (
         logging._srcfile is not None  # what Logger._log reads (configure_logging sets it)

@@ -6,6 +6,7 @@ import functools
 import gc
 import os
 import re
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -20,7 +21,13 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -91,6 +98,102 @@ class _Histogram(_KnownChildren, Histogram):
     pass
 
 
+class _PlainCounter:
+    """A labelled counter of one process whose children are plain floats, read by the registry
+    when scraped, for the counters every operation or upstream call moves: prometheus_client's
+    own child takes a lock and its checks per `inc()` (~1 us). The gateway updates them from
+    its one event loop, where its scrapes also run. The samples are those of a `Counter` (no
+    `_created`, as `disable_created_metrics` makes them). The public way a library has to
+    publish values it keeps itself: a custom collector (prometheus_client has no cheaper
+    `inc`/`observe` than its children's)."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: list[str], *, registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.children: dict[tuple[str, ...], _CounterChild] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> _CounterChild:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = _CounterChild()
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self.children.items():
+            family.add_metric(values, child.value)
+        yield family
+
+
+class _CounterChild:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self) -> None:
+        self.value += 1.0
+
+
+class _PlainHistogram:
+    """A labelled histogram of one process as plain floats (see `_PlainCounter`): per child,
+    the count of each bucket (not cumulative; summed when scraped) and the sum."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: list[str],
+        *,
+        buckets: tuple[float, ...],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.bounds = (*(float(b) for b in buckets), float("inf"))
+        self.children: dict[tuple[str, ...], _HistogramChild] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> _HistogramChild:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = _HistogramChild(self.bounds)
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        names = [floatToGoString(bound) for bound in self.bounds]
+        for values, child in self.children.items():
+            total = 0.0
+            buckets = []
+            for name, count in zip(names, child.counts, strict=True):
+                total += count
+                buckets.append((name, total))
+            family.add_metric(values, buckets, child.sum)
+        yield family
+
+
+class _HistogramChild:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0.0] * len(bounds)
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        self.sum += amount
+        # The first bucket whose bound is at least `amount`, as Histogram.observe finds it; a
+        # NaN, which no bucket takes there, counts in none here either.
+        if amount == amount:
+            self.counts[bisect_left(self.bounds, amount)] += 1.0
+
+
 class Metrics:
     """The gateway's metrics; operation names are clients' words, so only the first
     `max_operation_names` distinct ones get their own label value."""
@@ -99,12 +202,18 @@ class Metrics:
         self.multiprocess = multiprocess
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.operations = _Counter(
+        # What every operation or upstream call moves is kept in plain numbers by one process;
+        # with several workers, each change is written to the workers' files as it comes.
+        per_call_counter: Callable[..., Any] = _PlainCounter
+        per_call_histogram: Callable[..., Any] = _PlainHistogram
+        if multiprocess:
+            per_call_counter, per_call_histogram = _Counter, _Histogram
+        self.operations = per_call_counter(
             "oms_gateway_operations", "GraphQL operations by name, outcome and the engine that "
             "answered (compiled, graphql-core; none when nothing ran).",
             ["operation", "outcome", "engine"], registry=r,
         )  # fmt: skip
-        self.operation_seconds = _Histogram(
+        self.operation_seconds = per_call_histogram(
             "oms_gateway_operation_duration_seconds", "Time to answer a GraphQL operation.",
             ["operation", "engine"], buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
@@ -122,11 +231,11 @@ class Metrics:
         self.operations_in_flight = 0
         if not multiprocess:
             self.in_flight.set_function(lambda: self.operations_in_flight)
-        self.upstream_requests = _Counter(
+        self.upstream_requests = per_call_counter(
             "oms_gateway_upstream_requests", "Upstream attempts by endpoint and HTTP status "
             "(or the transport failure).", ["endpoint", "status"], registry=r,
         )  # fmt: skip
-        self.upstream_seconds = _Histogram(
+        self.upstream_seconds = per_call_histogram(
             "oms_gateway_upstream_duration_seconds", "Time of one upstream attempt.",
             ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
@@ -163,7 +272,7 @@ class Metrics:
             "oms_gateway_errors", "Errors returned to clients, by extensions.code.",
             ["code"], registry=r,
         )  # fmt: skip
-        self.phase_seconds = _Histogram(
+        self.phase_seconds = per_call_histogram(
             "oms_gateway_phase_duration_seconds", "Time of one phase of an operation: parse "
             "and validate (when a document is not cached), execute (the gateway's own work "
             "during execution) and upstream_wait (time with an upstream call in flight).",
@@ -207,12 +316,13 @@ class Metrics:
     def operation_label(self, name: str | None) -> str:
         if not name:
             return "anonymous"
+        if name in self._names:  # a name given its label before is a valid one
+            return name
         if not _OPERATION_NAME.fullmatch(name):
             return "invalid"
-        if name not in self._names:
-            if len(self._names) >= self._max_names:
-                return "other"
-            self._names.add(name)
+        if len(self._names) >= self._max_names:
+            return "other"
+        self._names.add(name)
         return name
 
     def cache_size(self, cache: str, store: ByteLRU[Any]) -> None:
@@ -247,7 +357,21 @@ class Metrics:
         child = self._phase_children.get(phase)
         if child is None:
             child = self._phase_children[phase] = self.phase_seconds.labels(phase)
-        child.observe(max(seconds, 0.0))
+        child.observe(seconds if seconds > 0.0 else 0.0)  # a clock's step back counts as 0
+
+    def execution(self, execute: float, upstream_wait: float | None) -> None:
+        """`phase("execute", ...)` and, when the operation called upstream,
+        `phase("upstream_wait", ...)`, in one call."""
+        children = self._phase_children
+        child = children.get("execute")
+        if child is None:
+            child = children["execute"] = self.phase_seconds.labels("execute")
+        child.observe(execute if execute > 0.0 else 0.0)
+        if upstream_wait is not None:
+            child = children.get("upstream_wait")
+            if child is None:
+                child = children["upstream_wait"] = self.phase_seconds.labels("upstream_wait")
+            child.observe(upstream_wait if upstream_wait > 0.0 else 0.0)
 
     def count_errors(self, codes: Iterable[str]) -> None:
         for code in codes:

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,7 +27,7 @@ from gateway.server.graphiql import graphiql_response, graphiql_routes
 from gateway.server.guards import HeaderLimits
 from gateway.server.persisted import TrustedDocuments
 from gateway.server.response_cache import MemoryResponseCache, ResponseCache
-from gateway.server.shedding import LoadShedding
+from gateway.server.shedding import LoadShedding, replay
 from gateway.settings import Settings
 from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from gateway.upstream.resilience import BreakerState, Clock, SystemClock
@@ -118,7 +118,14 @@ class Runtime:
         # Both dataclasses by position (client, authorization, deadline, request_id; settings,
         # session, loaders, request_id, page_cap): half the cost of keywords.
         deadline = self.clock.monotonic() + settings.operation_timeout
-        session = UpstreamSession(self.client, self.authorization(request), deadline, request_id)
+        client = self._client
+        if client is None:
+            client = self.client  # raises: the lifespan has not opened it
+        # `authorization(request)` for a request that sends the header (most do), inline.
+        authorization = request.headers.get("authorization")
+        if authorization is None:
+            authorization = self.authorization(request)
+        session = UpstreamSession(client, authorization, deadline, request_id)
         loaders = Loaders(session, detail_concurrency=settings.detail_concurrency)
         return Context(settings, session, loaders, request_id, self.page_cap)
 
@@ -174,6 +181,15 @@ class DirectRoute:
 _PLAIN_NAME = re.compile(rb"[a-z0-9.-]+")
 
 
+def _plain_hosts(allowed_hosts: Sequence[str]) -> frozenset[bytes]:
+    """The allowed names a `Host` may match byte for byte (lower case, no wildcard)."""
+    return frozenset(
+        name
+        for name in (pattern.encode("latin-1") for pattern in allowed_hosts)
+        if _PLAIN_NAME.fullmatch(name)
+    )
+
+
 class TrustedHosts(TrustedHostMiddleware):
     """starlette's middleware, which lets a request whose first `Host` is exactly one of the
     plain allowed names (lower case, no wildcard), with or without a port of digits, through at
@@ -184,11 +200,7 @@ class TrustedHosts(TrustedHostMiddleware):
         self, app: ASGIApp, allowed_hosts: Sequence[str] | None = None, www_redirect: bool = True
     ) -> None:
         super().__init__(app, allowed_hosts, www_redirect)
-        self.plain = frozenset(
-            name
-            for name in (pattern.encode("latin-1") for pattern in self.allowed_hosts)
-            if _PLAIN_NAME.fullmatch(name)
-        )
+        self.plain = _plain_hosts(self.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self.allow_any:
@@ -220,6 +232,116 @@ class Compression(BrotliMiddleware):
                 await self.app(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+class FrontDoor:
+    """The usual request to /graphql, let in at the app's entry. What HeaderLimits,
+    TrustedHosts, Compression and DirectRoute each decide from the header list is decided here
+    in one pass over it, and such a request goes to the load shedder (the stack's own, so one
+    count of operations in flight) and then to the endpoint, or to compression around it when
+    the client accepts brotli or gzip; any request one of them would refuse, redirect or route
+    elsewhere (or that no plain allowed host names) takes the whole stack, which decides as it
+    always has. Not used with CORS, which reads every request."""
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        methods: tuple[str, ...],
+        endpoint: ASGIApp,
+        compressed: ASGIApp,
+        shedding: LoadShedding,
+        allowed_hosts: Sequence[str],
+        max_authorization: int,
+        max_total: int,
+    ) -> None:
+        self.path = path
+        self.methods = frozenset(methods)
+        self.endpoint = endpoint
+        self.compressed = compressed
+        self.shedding = shedding
+        self.any_host = "*" in allowed_hosts
+        self.plain = _plain_hosts([pattern.lower() for pattern in allowed_hosts])
+        self.max_authorization = max_authorization
+        self.max_total = max_total
+
+    def app_for(self, scope: Scope) -> tuple[ASGIApp, int] | None:
+        """The app behind the shedder for this request and its declared body length (the
+        first Content-Length when all digits, else -1), or None for the whole stack."""
+        if (
+            scope["type"] != "http"
+            or scope["path"] != self.path
+            or scope.get("root_path")
+            or scope["method"] not in self.methods
+        ):
+            return None
+        total = 0
+        host = encoding = length = None
+        for name, value in scope["headers"]:
+            total += len(name) + len(value) + 4  # as HeaderLimits counts
+            if name == b"authorization":
+                if len(value) > self.max_authorization:
+                    return None
+            elif name == b"host":
+                if host is None:
+                    host = value
+            elif name == b"content-length":
+                if length is None:
+                    length = value
+            elif name == b"accept-encoding" and encoding is None:
+                encoding = value
+        if total > self.max_total:
+            return None
+        if not self.any_host:  # the first Host, as TrustedHosts reads it
+            if host is None:
+                return None
+            name, colon, port = host.partition(b":")
+            if name not in self.plain or (colon and not port.isdigit()):
+                return None
+        declared = int(length) if length is not None and length.isdigit() else -1
+        if encoding is not None and (b"br" in encoding or b"gzip" in encoding):
+            return self.compressed, declared
+        return self.endpoint, declared
+
+
+# What starlette's ServerErrorMiddleware answers (not in debug, no handler of 500) when the app
+# fails before it sent anything.
+_SERVER_ERROR = PlainTextResponse("Internal Server Error", status_code=500)
+
+
+class GatewayApp(Starlette):
+    """starlette's app, which lets the usual /graphql request in through its `front` door
+    (when set) rather than through its whole middleware stack (ServerErrorMiddleware, then each
+    guard in turn: a call, a frame and a header scan each)."""
+
+    front: FrontDoor | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        found = front.app_for(scope) if front is not None else None
+        if found is None:
+            await super().__call__(scope, receive, send)
+            return
+        app, declared = found
+        scope["app"] = self
+        shedding = front.shedding  # type: ignore[union-attr]
+        try:
+            received = await shedding.receive_body(scope, receive, declared)
+        except Exception:
+            # As ServerErrorMiddleware: a 500 when nothing was sent, and the error raised on.
+            await _SERVER_ERROR(scope, receive, send)
+            raise
+        if received is None:
+            return  # the client left while sending
+        # shedding.admit, inline. The endpoint answers its own failures (a masked 500), so
+        # only a failed send can raise from here, when ServerErrorMiddleware sends nothing more.
+        if not shedding.enter():
+            await shedding.refuse(scope, send)
+            return
+        try:
+            await app(scope, replay(received, receive), send)
+        finally:
+            shedding.in_flight -= 1
 
 
 def create_app(
@@ -263,17 +385,28 @@ def create_app(
             endpoint.responses = runtime.responses
             yield
 
-    shedding = Middleware(
-        LoadShedding,
+    # One shedder, in the stack and at the front door: one count of operations in flight. The
+    # app it wraps in the stack is set when starlette builds the stack.
+    shedder = LoadShedding(
+        endpoint,
         path="/graphql",
         limit=settings.max_inflight_operations,
         max_body=settings.max_body_bytes,
         on_shed=runtime.metrics.shed.inc,
     )
+
+    def shedding_layer(app: ASGIApp) -> ASGIApp:
+        shedder.app = app
+        return shedder
+
+    shedding = Middleware(shedding_layer)
     # Brotli when the client accepts it, else gzip; both only above the minimum size.
-    compression = Middleware(
-        Compression, minimum_size=settings.compression_min_size, quality=4, gzip_fallback=True
-    )
+    compression_options: dict[str, Any] = {
+        "minimum_size": settings.compression_min_size,
+        "quality": 4,
+        "gzip_fallback": True,
+    }
+    compression = Middleware(Compression, **compression_options)
     # Outermost first: header sizes before anything reads them, the Host before any route,
     # CORS around shedding so a browser can read a shed 503 and its Retry-After.
     middleware = [
@@ -308,11 +441,22 @@ def create_app(
         routes.append(metrics_route(runtime))
     if not settings.production:
         routes += graphiql_routes()  # production serves no GraphiQL page and no assets
-    app = Starlette(
+    app = GatewayApp(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
     )
+    if not settings.cors_origin_list:
+        app.front = FrontDoor(
+            path="/graphql",
+            methods=GRAPHQL_METHODS,
+            endpoint=endpoint,
+            compressed=Compression(endpoint, **compression_options),
+            shedding=shedder,
+            allowed_hosts=settings.allowed_host_list,
+            max_authorization=settings.max_authorization_bytes,
+            max_total=settings.max_header_bytes,
+        )
     app.state.runtime = runtime
     return app
 

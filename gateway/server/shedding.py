@@ -43,40 +43,63 @@ class LoadShedding:
         if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        received = await self._receive_body(scope, receive)
+        received = await self.receive_body(scope, receive)
         if received is None:
             return  # the client left (or the server gave up on it) while sending
+        await self.admit(self.app, scope, received, receive, send)
+
+    async def admit(
+        self, app: ASGIApp, scope: Scope, received: list[Message], receive: Receive, send: Send
+    ) -> None:
+        """`app` runs the request whose body was `received`, unless the gateway is at capacity
+        (a 503 then). Sends nothing before `app` runs, but the 503."""
+        if not self.enter():
+            await self.refuse(scope, send)
+            return
+        try:
+            await app(scope, replay(received, receive), send)
+        finally:
+            self.in_flight -= 1
+
+    def enter(self) -> bool:
+        """Take a slot (True; the caller gives it back with `in_flight -= 1` when its app is
+        done), or count a shed request (False; the caller then answers with `refuse`)."""
         if self.in_flight >= self.limit:
             self.shed += 1
             if self.on_shed is not None:
                 self.on_shed()
-            request_id = request_id_of(Headers(scope=scope))
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"retry-after", self.retry_after.encode()),
-                        (b"x-request-id", request_id.encode()),
-                        (b"content-length", str(len(_BODY)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": _BODY})
-            return
+            return False
         self.in_flight += 1
-        try:
-            await self.app(scope, _replay(received, receive), send)
-        finally:
-            self.in_flight -= 1
+        return True
 
-    async def _receive_body(self, scope: Scope, receive: Receive) -> list[Message] | None:
+    async def refuse(self, scope: Scope, send: Send) -> None:
+        """The 503 of a request shed at capacity."""
+        request_id = request_id_of(Headers(scope=scope))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", self.retry_after.encode()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"content-length", str(len(_BODY)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _BODY})
+
+    async def receive_body(
+        self, scope: Scope, receive: Receive, declared: int | None = None
+    ) -> list[Message] | None:
         """The body's messages, up to just past `max_body` bytes (the app answers 413 then);
-        None when the client disconnected first."""
+        None when the client disconnected first. `declared`: the first `Content-Length` as
+        `_declared_length` reads it, when the caller has read it already."""
         if scope["method"] in ("GET", "HEAD"):
             return []
-        if _declared_length(scope["headers"]) > self.max_body:
+        if declared is None:
+            declared = _declared_length(scope["headers"])
+        if declared > self.max_body:
             return []  # refused from the header alone by the app
         messages: list[Message] = []
         size = 0
@@ -99,7 +122,7 @@ def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
     return -1
 
 
-def _replay(messages: list[Message], receive: Receive) -> Any:
+def replay(messages: list[Message], receive: Receive) -> Any:
     """A `receive` that hands out the buffered messages first, then the server's own."""
     pending = list(messages)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from graphql import build_schema
 
 from gateway.errors import ErrorCode
+from tests.conftest import AUTH
 from tests.support import SDL
 
 
@@ -61,3 +62,27 @@ def test_descriptions_follow_the_settings(make_gateway):
     assert "at most 42" in fields["orderItems"]["first"]
     ids = fields["orderItemsByIds"]["ids"]
     assert "at most 7" in ids and "budget of 9" in ids
+
+
+def test_a_document_without_variables_is_budgeted_alike_on_every_request(make_gateway, upstream):
+    """Such a document's figure and plan are kept per page cap after its first run: each later
+    run reports the same estimate, and one over the budget is refused each time, before any
+    call; an operation that does take variables beside it is budgeted by their values."""
+    gw = make_gateway(expose_cost=True, max_upstream_calls=4)
+    for _ in range(3):
+        body = gw.query("{ orderItems(first: 3) { nodes { id } } a: orderItem(id: 9) { id } }")
+        assert body["extensions"]["cost"] == {"upstreamCalls": 2, "estimated": 2, "budget": 4}
+        refused = gw.post("{ orderItems(first: 500) { nodes { id } } }").json()
+        assert refused["errors"][0]["extensions"]["code"] == ErrorCode.COST_LIMIT
+        assert refused["extensions"]["cost"] == {"upstreamCalls": 0, "estimated": 5, "budget": 4}
+    document = "query Q($n: Int) { orderItems(first: $n) { nodes { id } } } query R { a: orderItem(id: 1) { id } }"
+
+    def estimated(name: str, variables: dict[str, int] | None = None) -> int:
+        body = {"query": document, "operationName": name, "variables": variables}
+        answer = gw.client.post(f"{gw.url}/graphql", json=body, headers=AUTH).json()
+        figure: int = answer["extensions"]["cost"]["estimated"]
+        return figure
+
+    assert [estimated("R"), estimated("Q", {"n": 3}), estimated("R")] == [1, 1, 1]
+    assert [estimated("Q", {"n": 500}), estimated("R"), estimated("Q", {"n": 500})] == [5, 1, 5]
+    assert upstream.calls() == 3 * 2 + 4

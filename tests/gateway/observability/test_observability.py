@@ -324,3 +324,53 @@ def test_a_line_written_without_a_record_is_the_formatters_line(fields, capsys):
     assert via_record == JsonFormatter().format(record)
     assert direct.split(",", 1)[1] == via_record.split(",", 1)[1]  # all but the time
     assert json.loads(direct)["time"][:16] == json.loads(via_record)["time"][:16]
+
+
+def test_plain_metrics_expose_what_prometheus_clients_own_would():
+    """The counters and histograms every operation moves are kept in plain numbers in one
+    process: their samples are those of prometheus_client's Counter and Histogram after the
+    same updates, at and around every bucket bound."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from gateway.observability import metrics as module
+
+    ours = module.Metrics()
+    reference = CollectorRegistry()
+    operations = Counter(  # registered in the order of ours
+        "oms_gateway_operations", ours.operations.documentation,
+        ["operation", "outcome", "engine"], registry=reference,
+    )  # fmt: skip
+    histograms = {
+        "operation": Histogram(
+            "oms_gateway_operation_duration_seconds", ours.operation_seconds.documentation,
+            ["operation", "engine"], buckets=module._LATENCY_BUCKETS, registry=reference,
+        ),
+        "phase": Histogram(
+            "oms_gateway_phase_duration_seconds", ours.phase_seconds.documentation, ["phase"],
+            buckets=module._PHASE_BUCKETS, registry=reference,
+        ),
+    }  # fmt: skip
+    amounts = [0.0, 1e-9, 0.00009, 42.0, 1e300]
+    for bound in module._PHASE_BUCKETS + module._LATENCY_BUCKETS:
+        amounts += [bound, bound * (1 - 1e-12), bound * (1 + 1e-12)]
+    for i, amount in enumerate(amounts):
+        phase = ("execute", "upstream_wait")[i % 2]
+        ours.phase(phase, amount)
+        histograms["phase"].labels(phase).observe(amount)
+        name = ("a", "b", "c")[i % 3]
+        ours.operation(name, "ok", "compiled", amount)
+        histograms["operation"].labels(name, "compiled").observe(amount)
+        operations.labels(name, "ok", "compiled").inc()
+
+    def families(text: str, *names: str) -> list[str]:
+        """The lines of these families, their HELP and TYPE too, in order."""
+        return [
+            line
+            for line in text.splitlines()
+            if (line.split(" ")[2] if line.startswith("#") else line).startswith(names)
+        ]
+
+    names = ("oms_gateway_phase_", "oms_gateway_operation_duration", "oms_gateway_operations_t")
+    expected = families(generate_latest(reference).decode(), *names)
+    assert len(expected) == 6 + 2 * 20 + 3 * 17 + 3
+    assert families(ours.exposition().decode(), *names) == expected

@@ -12,14 +12,17 @@ import json
 import re
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from gateway.errors import ErrorCode
+from gateway.fake_upstream.app import Faults
 from tests.conftest import AUTH, Gateway
 from tests.queries import ITEM_FIELDS
 
@@ -286,6 +289,31 @@ def test_slow_bodies_hold_no_execution_slot(make_gateway, upstream):
         time.sleep(0.2)
         assert all(served(legit(gateway)) for _ in range(5))
     assert upstream.calls() == 5
+
+
+@pytest.mark.parametrize("first_odd", [False, True])
+def test_both_ways_in_take_their_slot_from_one_count(make_gateway, upstream, first_odd):
+    """The usual request enters at the app's front door; one whose Host is an allowed name in
+    upper case (which starlette accepts) goes through the whole middleware stack. With one
+    slot, an operation that came in either way sheds one that comes in the other."""
+    gateway = make_gateway(max_inflight_operations=1)
+    odd = {**AUTH, "Host": f"LOCALHOST:{urlsplit(gateway.url).port}"}
+    hold = threading.Event()
+    upstream.fake.faults = Faults(hold=hold)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(gateway.post, DETAIL, headers=odd if first_odd else AUTH)
+            deadline = time.monotonic() + PATIENCE
+            while upstream.fake.in_flight < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            shed = gateway.post(DETAIL, headers=AUTH if first_odd else odd)
+            hold.set()
+            assert (shed.status_code, code_of(shed.content)) == (503, ErrorCode.OVERLOADED)
+            assert first.result(PATIENCE).json() == {"data": {"orderItem": {"id": "1"}}}
+    finally:
+        hold.set()
+    assert gateway.post(DETAIL, headers=odd).json() == {"data": {"orderItem": {"id": "1"}}}
+    assert upstream.calls() == 2
 
 
 def test_connections_still_sending_are_capped_per_client_address(make_gateway):
