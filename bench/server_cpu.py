@@ -23,9 +23,10 @@ its `direct_path` GET, the same upstream call. Reported: user-space instructions
 of each server process (all its threads, the event loop, the protocol, the app, the upstream
 client and, for the gateway, its access log), and the ratio gateway ÷ floor. The same code
 counts the same to within 0.1% (one hash seed for every run) whatever else the machine runs,
-where /proc CPU time swings by a third. Between revisions the resolution is coarser: the same
-gateway code in two commits (0f9609e, c2c8e3f) counted 1,071,215 and 1,074,909 a detail, as the
-garbage collector's rhythm and the heap's layout shift; a change under ~0.5% is not resolved.
+where /proc CPU time swings by a third. Between revisions the resolution is coarser, as the
+garbage collector's rhythm and the heap's layout shift: the same gateway code in two commits
+counted 1,071,215 and 1,074,909 a detail (0.35%), the same floor proxy 618,279 and 627,656 a
+nested list (1.5%). Read a change under ~1% as none: `--pairs` averages runs, not that.
 
 Not counted: kernel time (the sockets' system calls, which both servers make alike per request),
 the fake OMS, the client, valgrind itself. Under callgrind everything runs some 50 times slower
