@@ -42,11 +42,20 @@ class ConnectionGate:
         self.total = 0
         self.by_client: Counter[str] = Counter()
 
-    def enter(self, client: str) -> bool:
-        if self.total >= self.total_limit or self.by_client[client] >= self.per_client_limit:
-            return False
+    def admits(self, client: str) -> bool:
+        # .get: a Counter's missing key would cost a call to its __missing__
+        return (
+            self.total < self.total_limit and self.by_client.get(client, 0) < self.per_client_limit
+        )
+
+    def count(self, client: str) -> None:
         self.total += 1
         self.by_client[client] += 1
+
+    def enter(self, client: str) -> bool:
+        if not self.admits(client):
+            return False
+        self.count(client)
         return True
 
     def leave(self, client: str) -> None:
@@ -146,7 +155,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.settings = config.settings
         self.gate = config.gate
         self._peer = ""
-        self._receiving = False  # counted by the gate
+        self._receiving = False  # a request is arriving: admitted by the gate
+        self._counted = False  # and counted by it
+        self._max_head = self.settings.max_header_bytes
         self._in_head = True  # the next bytes belong to a request head
         self._head_bytes = 0
         self._tail = b""  # the last bytes of the head so far, to find its end across reads
@@ -156,6 +167,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # starts and stops no timer of its own (two per request, about 3.5 us, before).
         self._deadline: float | None = None
         self._on_deadline: Callable[[], None] | None = None
+        # The phase the request is in (its deadline's callback), timed from the end of the read
+        # that began it: a request that arrives whole in one read is never timed at all. Bound
+        # once, so that `is` tells the phases apart.
+        self._head_phase = self._head_timed_out
+        self._body_phase = self._body_timed_out
+        self._phase: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
 
@@ -179,22 +196,42 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
-        if not self._receiving and not self._start_receiving():
-            return
-        if self._in_head and not self._count_head(data):
-            return
-        super().data_received(data)
+        if not self._receiving:
+            # A request begins. It is admitted now, but counted and timed only if it is still
+            # arriving after this read: most requests come whole in one read, and counting and
+            # timing them would be undone before anything else could run or look.
+            if not self.gate.admits(self._peer):
+                self._refuse_overloaded()
+                return
+            self._receiving = True
+            self._phase = self._head_phase
+        if self._in_head:  # add this read's share of the request head; 431 over the limit
+            window = self._tail + data
+            end = window.find(_HEAD_END)
+            self._head_bytes += len(data) if end < 0 else end + len(_HEAD_END) - len(self._tail)
+            self._tail = window[-3:]
+            if self._head_bytes > self._max_head:
+                self._refuse_large_head()
+                return
+        # The base's function, not super(): on Python 3.11 a zero-argument super() builds an
+        # object and walks the MRO at every call, and the three callbacks run for every request.
+        HttpToolsProtocol.data_received(self, data)
+        if self._receiving and not self._counted:
+            self.gate.count(self._peer)
+            self._counted = True
+        if self._phase is not self._on_deadline:  # a phase began in this read
+            self._arm_phase()
 
     # Parser callbacks
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._arm(self.settings.body_timeout, self._body_timed_out)
-        super().on_headers_complete()
+        self._phase = self._body_phase
+        HttpToolsProtocol.on_headers_complete(self)
         if self.cycle is not None:  # None only for an upgrade, which ws="none" never takes
             self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
         self._stop_timer()
         self._stop_receiving()
         self._in_head, self._head_bytes, self._tail = True, 0, b""
@@ -215,38 +252,28 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     # Helpers
     def _start_receiving(self) -> bool:
-        """A request is (about to be) on its way: count it and start the header clock."""
+        """A connection is open: count it and start the header clock."""
         if not self.gate.enter(self._peer):
-            self._refuse(
-                error_response(
-                    503,
-                    ErrorCode.OVERLOADED,
-                    "Too many connections are sending requests; retry shortly.",
-                    (b"retry-after", b"1"),
-                )
-            )
+            self._refuse_overloaded()
             return False
-        self._receiving = True
-        self._arm(self.settings.header_timeout, self._head_timed_out)
+        self._receiving = self._counted = True
+        self._phase = self._head_phase
+        self._arm_phase()
         return True
 
     def _stop_receiving(self) -> None:
-        if self._receiving:
-            self._receiving = False
+        self._receiving = False
+        if self._counted:
+            self._counted = False
             self.gate.leave(self._peer)
 
-    def _count_head(self, data: bytes) -> bool:
-        """Add this read's share of the request head; refuse a head over the limit with 431."""
-        window = self._tail + data
-        end = window.find(_HEAD_END)
-        self._head_bytes += len(data) if end < 0 else end + len(_HEAD_END) - len(self._tail)
-        self._tail = window[-3:]
-        if self._head_bytes <= self.settings.max_header_bytes:
-            return True
-        limit = self.settings.max_header_bytes
-        message = f"The request headers exceed {limit} bytes."
+    def _refuse_overloaded(self) -> None:
+        message = "Too many connections are sending requests; retry shortly."
+        self._refuse(error_response(503, ErrorCode.OVERLOADED, message, (b"retry-after", b"1")))
+
+    def _refuse_large_head(self) -> None:
+        message = f"The request headers exceed {self._max_head} bytes."
         self._refuse(error_response(431, ErrorCode.HEADERS_TOO_LARGE, message))
-        return False
 
     def _head_timed_out(self) -> None:
         message = f"The request headers did not arrive within {self.settings.header_timeout} s."
@@ -270,6 +297,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(response)
             self.transport.close()
+
+    def _arm_phase(self) -> None:
+        """Start the clock of the phase the request is in now."""
+        phase = self._phase
+        if phase is None:
+            self._stop_timer()
+        elif phase is self._head_phase:
+            self._arm(self.settings.header_timeout, phase)
+        else:
+            self._arm(self.settings.body_timeout, phase)
 
     def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
         deadline = self.loop.time() + seconds
@@ -297,6 +334,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """No phase is timed any more (the timer, if any, finds nothing to do when it runs)."""
         self._deadline = None
         self._on_deadline = None
+        self._phase = None
 
 
 def make_server(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Server:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import socket
 import threading
@@ -155,6 +156,45 @@ def test_a_body_refused_early_still_has_to_end_within_the_body_timeout(make_gate
         assert time.monotonic() - started < PATIENCE
 
 
+def whole_request(sock: socket.socket) -> None:
+    """One request in one write, answered, the connection kept open."""
+    body = json.dumps({"query": DETAIL}).encode()
+    sock.sendall(post_head(len(body)) + body)
+    reply = b""
+    while not reply.endswith(b'{"data":{"orderItem":{"id":"1"}}}'):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {reply!r}"
+        reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+
+
+def test_a_keep_alive_request_whose_head_stalls_is_cut_at_the_header_timeout(make_gateway):
+    # A request that arrives whole in one read is never timed; one that does not still is.
+    gateway = make_gateway(header_timeout=0.5, keep_alive_timeout=60)
+    with sockets(gateway, 1) as (sock,):
+        for _ in range(3):
+            whole_request(sock)
+        started = time.monotonic()
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        status, _, body = answer(sock)
+        assert (status, code_of(body)) == (408, ErrorCode.REQUEST_TIMEOUT)
+        assert 0.4 < time.monotonic() - started < PATIENCE
+
+
+def test_a_keep_alive_request_whose_body_stalls_is_cut_at_the_body_timeout(make_gateway):
+    gateway = make_gateway(body_timeout=0.5, keep_alive_timeout=60)
+    with sockets(gateway, 1) as (sock,):
+        for _ in range(3):
+            whole_request(sock)
+        started = time.monotonic()
+        sock.sendall(post_head(1000))  # the head alone: the body's clock starts with this read
+        time.sleep(0.1)
+        sock.sendall(b"{")
+        status, _, body = answer(sock)
+        assert (status, code_of(body)) == (408, ErrorCode.REQUEST_TIMEOUT)
+        assert 0.4 < time.monotonic() - started < PATIENCE
+
+
 def test_an_idle_keep_alive_connection_is_closed(make_gateway):
     gateway = make_gateway(keep_alive_timeout=0.3)
     body = json.dumps({"query": DETAIL}).encode()
@@ -186,6 +226,55 @@ def test_a_client_that_stops_reading_its_answer_is_dropped(make_gateway):
             while chunk := sock.recv(2**20):
                 received += len(chunk)
     assert received < 10 * 2**20
+
+
+def read_answers(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
+    """`count` answers off a kept-alive connection: each one's status line and body."""
+    data, answers = b"", []
+    while len(answers) < count:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        length = re.search(rb"content-length: (\d+)", head)
+        if sep and length and len(rest) >= int(length[1]):
+            answers.append((head.split(b"\r\n")[0], rest[: int(length[1])]))
+            data = rest[int(length[1]) :]
+            continue
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(answers)} answers"
+        data += chunk
+    assert data == b""
+    return answers
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(make_gateway, upstream):
+    # Each answer's head waits for its body (HeadWithBody); none may hold or reorder another's.
+    gateway = make_gateway(keep_alive_timeout=60)
+    requests = b""
+    for item in (1, 2, 3):
+        body = json.dumps({"query": f"{{ orderItem(id: {item}) {{ id }} }}"}).encode()
+        requests += post_head(len(body)) + body
+    with sockets(gateway, 1) as (sock,):
+        for _ in range(2):  # and again on the same connection
+            sock.sendall(requests)
+            answers = read_answers(sock, 3)
+            assert [status for status, _ in answers] == [b"HTTP/1.1 200 OK"] * 3
+            assert [json.loads(body)["data"]["orderItem"]["id"] for _, body in answers] == [
+                "1",
+                "2",
+                "3",
+            ]
+
+
+def test_a_100_continue_is_sent_before_the_body_comes(make_gateway, upstream):
+    gateway = make_gateway(keep_alive_timeout=60)
+    body = json.dumps({"query": DETAIL}).encode()
+    with sockets(gateway, 1) as (sock,):
+        for _ in range(2):
+            sock.sendall(post_head(len(body), "Expect: 100-continue\r\n"))
+            assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(body)
+            [(status, answer_body)] = read_answers(sock, 1)
+            assert status == b"HTTP/1.1 200 OK"
+            assert json.loads(answer_body) == {"data": {"orderItem": {"id": "1"}}}
 
 
 # --- receiving connections and execution slots -----------------------------------------------
@@ -242,6 +331,21 @@ def test_connections_still_sending_are_capped_per_client_address(make_gateway):
             sock.sendall(post_head(2) + b"{}")  # the held ones complete and are answered
             assert sock.recv(65536).startswith(b"HTTP/1.1 400")
         assert served(legit(gateway))  # their address has room again
+
+
+def test_whole_requests_on_keep_alive_connections_leave_the_count_as_they_found_it(make_gateway):
+    # Requests that arrive whole are admitted but never counted; ones still arriving are.
+    gateway = make_gateway(max_receiving_per_client=2, max_receiving_connections=100)
+    with sockets(gateway, 2) as idle:
+        for _ in range(3):
+            for sock in idle:
+                whole_request(sock)  # both connections idle again: nothing held
+        idle[0].sendall(b"POST /graphql HTTP/1.1\r\n")  # holds one place...
+        with sockets(gateway, 1) as held, sockets(gateway, 1) as (third,):
+            assert code_of(answer(third)[2]) == ErrorCode.OVERLOADED  # ...a new one the other
+            assert select.select(held + idle[:1], [], [], 0.3)[0] == []  # neither refused
+            idle[1].sendall(b"POST /graphql HTTP/1.1\r\n")
+            assert code_of(answer(idle[1])[2]) == ErrorCode.OVERLOADED
 
 
 def test_connections_still_sending_are_capped_per_server(make_gateway):
