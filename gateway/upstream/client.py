@@ -29,9 +29,9 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.settings import Settings
 from gateway.upstream.resilience import (
+    PROBE,
     RETRYABLE_STATUSES,
     Clock,
-    Permit,
     Resilience,
     Verdicts,
     retry_after_seconds,
@@ -121,7 +121,7 @@ class OmsClient:
                     ),
                     attempt - 1, "circuit_open",
                 )  # fmt: skip
-            probe = permit is Permit.PROBE
+            probe = permit is PROBE
             delay: float | None = None
             if attempt > 1:
                 self.metrics.upstream_retries.labels(endpoint).inc()
