@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -214,13 +215,13 @@ async def _page_or_none(future: asyncio.Future[Page]) -> Page | None:
         return None  # DRF's "Invalid page.": this page is past the end
 
 
-async def fetch_item(loaders: Loaders, raw_id: Any, *, alone: bool = False) -> Item | None:
-    """The item `raw_id` names; `alone` when this is the operation's only load."""
+def fetch_item(loaders: Loaders, raw_id: Any, *, alone: bool = False) -> Awaitable[Item | None]:
+    """The item `raw_id` names; `alone` when this is the operation's only load. The loader's
+    awaitable itself, not a coroutine around it (a bad id raises here, at the call)."""
     key = parse_id(raw_id, "id")
     if alone:
-        return await loaders.item_alone(key)
-    item: Item | None = await loaders.items.load(key)
-    return item
+        return loaders.item_alone(key)
+    return loaders.items.load(key)
 
 
 def parse_ids(raw_ids: list[Any], max_ids: int) -> list[int | BadUserInput]:

@@ -59,20 +59,23 @@ class Loaders:
     async def item_alone(self, key: int) -> Item | None:
         """`items.load(key)` for an operation whose only load this is (see `Plan.sole`): no
         other key can join its batch, so its one call is made in place, without aiodataloader's
-        dispatch tick (a scheduled callback and two tasks) and without a detail slot (no other
-        call can contend for one). Its outcome goes into the loader's cache as that batch would
-        leave it (`prime` keeps a value or a per-key error, as `load` does; a failed batch
-        caches nothing), so a later `load` (graphql-core's rerun of a bailed compiled run) is
-        served from it without a call."""
-        if key not in self._item_futures:
+        dispatch tick (a scheduled callback and two tasks), without a detail slot (no other
+        call can contend for one) and without building the loader at all. Its outcome goes into
+        the loader's cache as that batch would leave it (a done future holding a value or a
+        per-key error, as `prime` makes; a failed batch caches nothing), so a later `load`
+        (graphql-core's rerun of a bailed compiled run) is served from it without a call."""
+        futures = self._item_futures
+        future = futures.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
             # `_load_items([key])` with nothing to wait for or reuse (no page is asked for in
             # such an operation), so straight to its one call.
             try:
-                value: Any = await _fetch_item(self._shared(), key, alone=True)
+                future.set_result(await _fetch_item(self._shared(), key, alone=True))
             except Exception as error:  # this key's error, which the batch would hand out
-                value = error
-            self.items.prime(key, value)
-        item: Item | None = await self.items.load(key)
+                future.set_exception(error)
+            future = futures.setdefault(key, future)
+        item: Item | None = future.result()  # a done future: its value, or its error raised
         return item
 
     @property

@@ -45,10 +45,11 @@ def root_of(definition: GraphQLField) -> Root | None:
     return entry if isinstance(entry, Root) else None
 
 
-async def _fetch_item(context: Context, args: Mapping[str, Any], _: ListShape) -> Any:
+def _fetch_item(context: Context, args: Mapping[str, Any], _: ListShape) -> Awaitable[Any]:
+    # No coroutine of its own: the caller awaits the loader's awaitable directly.
     plan = context.plan
     alone = plan is not None and plan.sole is ORDER_ITEM
-    return await fetch_item(context.loaders, args["id"], alone=alone)
+    return fetch_item(context.loaders, args["id"], alone=alone)
 
 
 def _plan_item(

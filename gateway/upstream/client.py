@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,9 +29,9 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.settings import Settings
 from gateway.upstream.resilience import (
+    PROBE,
     RETRYABLE_STATUSES,
     Clock,
-    Permit,
     Resilience,
     Verdicts,
     retry_after_seconds,
@@ -86,6 +87,9 @@ class OmsClient:
         self.clock = self.resilience.clock
         self.metrics = metrics or Metrics()
         self.tracing = tracing or Tracing(enabled=False)
+        self._connect_timeout = settings.upstream_connect_timeout
+        self._read_timeout = settings.upstream_read_timeout
+        self._total_timeout = settings.upstream_total_timeout
 
     async def get_json(
         self,
@@ -117,7 +121,7 @@ class OmsClient:
                     ),
                     attempt - 1, "circuit_open",
                 )  # fmt: skip
-            probe = permit is Permit.PROBE
+            probe = permit is PROBE
             delay: float | None = None
             if attempt > 1:
                 self.metrics.upstream_retries.labels(endpoint).inc()
@@ -182,7 +186,20 @@ class OmsClient:
             return False
         return True
 
-    async def _attempt(
+    def _attempt(
+        self,
+        url: str,
+        endpoint: str,
+        params: Params | None,
+        headers: dict[str, str],
+        deadline: float,
+    ) -> Awaitable[Reply]:
+        """One measured, traced attempt; `traceparent` goes upstream with it."""
+        if self.tracing.tracer is None:  # no span: not even an empty context to enter
+            return self._send(url, endpoint, params, headers, deadline, None)
+        return self._traced(url, endpoint, params, headers, deadline)
+
+    async def _traced(
         self,
         url: str,
         endpoint: str,
@@ -190,27 +207,62 @@ class OmsClient:
         headers: dict[str, str],
         deadline: float,
     ) -> Reply:
-        """One measured, traced attempt; `traceparent` goes upstream with it."""
-        started = time.perf_counter()
-        if self.tracing.tracer is None:  # no span: not even an empty context to enter
-            return await self._measured(url, endpoint, params, headers, deadline, started, None)
         with self.tracing.span("oms.request", "CLIENT", **{"http.route": endpoint}) as span:
             self.tracing.inject(headers)
-            return await self._measured(url, endpoint, params, headers, deadline, started, span)
+            return await self._send(url, endpoint, params, headers, deadline, span)
 
-    async def _measured(
+    async def _send(
         self,
         url: str,
         endpoint: str,
         params: Params | None,
         headers: dict[str, str],
         deadline: float,
-        started: float,
         span: Any,
     ) -> Reply:
+        """The attempt itself, measured from before its wait for a slot to its last byte."""
+        started = time.perf_counter()
         status = "error"
+        slots = self.resilience.slots
         try:
-            reply = await self._send(url, params, headers, deadline)
+            if slots.locked():
+                try:
+                    async with asyncio.timeout(deadline - self.clock.monotonic()):
+                        await slots.acquire()
+                except TimeoutError:
+                    raise _NoSlot("no upstream slot before the deadline", retryable=True) from None
+            else:
+                # A free slot is taken without suspending, so no timer is needed to bound the
+                # wait (nothing runs between the check and the take).
+                await slots.acquire()
+            try:
+                # The total timeout bounds the whole attempt, connect to the body's last byte.
+                budget = deadline - self.clock.monotonic()
+                if budget > self._total_timeout:
+                    budget = self._total_timeout
+                timer = _Timer(budget)
+                try:
+                    reply = await self.transport.get(
+                        url,
+                        params,
+                        headers,
+                        connect_timeout=self._connect_timeout
+                        if budget > self._connect_timeout
+                        else budget,
+                        read_timeout=self._read_timeout if budget > self._read_timeout else budget,
+                    )
+                except asyncio.CancelledError:
+                    if timer.finish():
+                        raise TransportTimeout(
+                            "the attempt outlived its total timeout", retryable=False
+                        ) from None
+                    raise
+                except BaseException:
+                    timer.finish()
+                    raise
+                timer.finish()
+            finally:
+                slots.release()
             status = str(reply.status)
             if span is not None:
                 span.set_attribute("http.response.status_code", reply.status)
@@ -228,47 +280,6 @@ class OmsClient:
             raise
         finally:
             self.metrics.upstream_attempt(endpoint, status, time.perf_counter() - started)
-
-    async def _send(
-        self, url: str, params: Params | None, headers: dict[str, str], deadline: float
-    ) -> Reply:
-        settings = self.settings
-        slots = self.resilience.slots
-        if slots.locked():
-            try:
-                async with asyncio.timeout(deadline - self.clock.monotonic()):
-                    await slots.acquire()
-            except TimeoutError:
-                raise _NoSlot("no upstream slot before the deadline", retryable=True) from None
-        else:
-            # A free slot is taken without suspending, so no timer is needed to bound the wait
-            # (nothing runs between the check and the take).
-            await slots.acquire()
-        try:
-            # The total timeout bounds the whole attempt, connect to the body's last byte.
-            budget = min(settings.upstream_total_timeout, deadline - self.clock.monotonic())
-            timer = _Timer(budget)
-            try:
-                reply = await self.transport.get(
-                    url,
-                    params,
-                    headers,
-                    connect_timeout=min(settings.upstream_connect_timeout, budget),
-                    read_timeout=min(settings.upstream_read_timeout, budget),
-                )
-            except asyncio.CancelledError:
-                if timer.finish():
-                    raise TransportTimeout(
-                        "the attempt outlived its total timeout", retryable=False
-                    ) from None
-                raise
-            except BaseException:
-                timer.finish()
-                raise
-            timer.finish()
-            return reply
-        finally:
-            slots.release()
 
 
 class _Timer:
@@ -429,10 +440,13 @@ def _decode(reply: Reply, endpoint: str) -> Any:
         value = orjson.loads(body)
         # The answer nests the body a few levels deeper, and orjson writes at most 254 levels:
         # a body that would not fit is refused here, on its own field, not as a 500 later.
-        probe = value
-        for _ in range(_ANSWER_LEVELS):
-            probe = [probe]
-        orjson.dumps(probe)
+        # Each level opens with a `[` or `{` (those in strings only over-count), so a small body
+        # with few enough of them fits without the probe.
+        if len(body) > _COUNT_UPTO or body.count(b"{") + body.count(b"[") > _PROBE_FREE:
+            probe = value
+            for _ in range(_ANSWER_LEVELS):
+                probe = [probe]
+            orjson.dumps(probe)
     except orjson.JSONDecodeError as exc:
         raise UpstreamBadResponse(f"The OMS API sent undecodable JSON for {endpoint}.") from exc
     except orjson.JSONEncodeError as exc:
@@ -471,6 +485,12 @@ _ANSWER_LEVELS = 8
 # accepts.
 _LOADS_LEVELS, _DUMPS_LEVELS = 1024, 254
 _WRAPPERS = _LOADS_LEVELS - (_DUMPS_LEVELS - _ANSWER_LEVELS)
+# The deepest body the probe accepts: one with at most this many `[` and `{` needs no probe.
+_PROBE_FREE = _DUMPS_LEVELS - _ANSWER_LEVELS
+# Counting them costs ~11 instructions a byte, the probe ~15: a saving for a body that passes
+# (a detail, ~2 KB: 33k -> 25k), a loss for one that does not, so only small bodies are
+# counted (pages of up to ~8 items fit; past ~20 items their brackets never would).
+_COUNT_UPTO = 16_384
 _OPEN, _CLOSE = b"[" * _WRAPPERS, b"]" * _WRAPPERS
 # The probe costs ~1.2 us per KB, the wrappers a fixed ~40 us: even at ~50 KB (a detail is ~2).
 _WRAP_FROM = 50_000

@@ -30,8 +30,10 @@ from gateway.server.response_cache import MemoryResponseCache
 from gateway.settings import Settings
 from gateway.upstream.client import (
     _ANSWER_LEVELS,
+    _COUNT_UPTO,
     _DUMPS_LEVELS,
     _LOADS_LEVELS,
+    _PROBE_FREE,
     _WRAP_FROM,
     OmsClient,
     UpstreamSession,
@@ -492,6 +494,60 @@ def refusal(body: bytes) -> str:
         raise AssertionError("the body was accepted")
 
     return asyncio.run(detail())
+
+
+def outcome(body: bytes) -> Any:
+    """The item the client makes of `body` as a detail, or the message it refuses it with."""
+    try:
+        return refusal(body)
+    except AssertionError:
+        pass
+
+    async def detail() -> Any:
+        settings = Settings(upstream_retries=0, upstream_url="http://127.0.0.1:9")
+        transport = HttpxTransport(settings, httpx.MockTransport(lambda r: json_response(body)))
+        session = UpstreamSession(OmsClient(transport, settings), "Token t", time.monotonic() + 5)
+        try:
+            return await session.detail(2)
+        finally:
+            await transport.aclose()
+
+    return asyncio.run(detail())
+
+
+def test_a_small_body_with_few_brackets_skips_the_depth_probe_exactly_at_its_limit():
+    # As deep as the answer allows, with no other bracket: counted, not probed, and decoded
+    # (then refused only for not being an item).
+    deepest = nested_lists(_PROBE_FREE)
+    assert deepest.count(b"[") == _PROBE_FREE and len(deepest) <= _COUNT_UPTO
+    assert "mis-shaped" in refusal(deepest)
+    answer = orjson.loads(deepest)  # what the count let through fits in an answer
+    for _ in range(_ANSWER_LEVELS):
+        answer = [answer]
+    orjson.dumps(answer)
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps([answer])
+    # One level deeper is one bracket too many for the count: probed, and refused for depth.
+    assert "nested too deep" in refusal(nested_lists(_PROBE_FREE + 1))
+    # An item at the limit, of both kinds of containers: the probe's verdict, as before.
+    item = {"id": 2, "state": {}, "product": {"attributes": with_depth(_PROBE_FREE - 2)}}
+    assert outcome(orjson.dumps(item)) == item
+    item["product"]["attributes"] = with_depth(_PROBE_FREE - 1)
+    assert "nested too deep" in outcome(orjson.dumps(item))
+
+
+def test_brackets_inside_strings_only_count_against_skipping_the_probe():
+    name = "[{" * _PROBE_FREE  # over the count alone, yet one level deep
+    item = {"id": 2, "state": {"name": name}, "product": {"name": "{" * 300}}
+    body = orjson.dumps(item)
+    assert body.count(b"[") + body.count(b"{") > _PROBE_FREE and len(body) <= _COUNT_UPTO
+    assert outcome(body) == item
+    # A large body is probed whatever it counts, and refused from the same depth.
+    pad = "x" * _COUNT_UPTO
+    item = {"id": 2, "state": {}, "product": {"pad": pad, "a": with_depth(_PROBE_FREE - 2)}}
+    assert outcome(orjson.dumps(item)) == item
+    item["product"]["a"] = with_depth(_PROBE_FREE - 1)
+    assert "nested too deep" in outcome(orjson.dumps(item))
 
 
 PAD = b', "pad": "' + b"x" * _WRAP_FROM + b'"'
