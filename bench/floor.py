@@ -641,7 +641,8 @@ def render_generic(
     out += [
         "",
         "Ours ÷ generic: req/s (higher is better for ours) and the generic gateway's CPU per "
-        "operation over ours:",
+        "operation over ours, from the medians above (the goals below are judged on each "
+        "round's own ratio, whose median can differ):",
         "",
         "| transport | query | c | req/s, ours ÷ generic | CPU/op, generic ÷ ours |",
         "|---|---|---:|---:|---:|",
