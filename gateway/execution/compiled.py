@@ -506,33 +506,28 @@ class _Variant:
     roots: list[RootPlan]
     hide_suggestions: bool
     # The one root field, when it is the only one and fetches with constant arguments (a
-    # detail, a list): run without the lists and the second coroutine of several roots.
-    single: tuple[RootPlan, Root, dict[str, Any]] | None = None
+    # detail, a list): run without the lists and the gathering of several roots.
+    single: RootPlan | None = None
 
     def __post_init__(self) -> None:
         if len(self.roots) == 1:
             root = self.roots[0]
             if root.entry is not None and root.arguments is not None:
-                self.single = (root, root.entry, root.arguments)
+                self.single = root
 
     async def execute(
         self, context: Context, variables: VariableValues
     ) -> ExecutionResult | Fallback:
         single = self.single
-        if single is not None:
-            # What the general path below does for it, with _root inline.
-            root, entry, constant = single
-            f = root.field
+        if single is not None:  # what the general path below does for it
+            errors: list[GraphQLError] = []
             try:
-                value = await entry.fetch(context, constant, root.shape)
-            except Exception as raw:
-                error = located_error(raw, f.nodes, [f.key])
-                return ExecutionResult(None if is_non_null_type(f.type) else {f.key: None}, [error])
-            try:
-                value = root.complete(value)
-            except Exception:
+                value = await self._root(single, single.arguments or {}, context, errors)
+            except GraphQLError as error:
+                return ExecutionResult(None, [error])
+            if value is _BAILED:
                 return "bailed"
-            return ExecutionResult({f.key: value}, None)
+            return ExecutionResult({single.field.key: value}, errors or None)
         roots = self.roots
         arguments: list[dict[str, Any]] = []
         for root in roots:
@@ -554,7 +549,7 @@ class _Variant:
                 )
             except GraphQLError:
                 return "arguments"  # graphql-core reports these its own way, before any call
-        errors: list[GraphQLError] = []
+        errors = []
         data: dict[str, Any] = {}
         pending: list[str] = []
         for root, args in zip(roots, arguments, strict=True):
@@ -577,11 +572,7 @@ class _Variant:
             # schema is nullable, so this is for schemas to come.)
             errors.append(error)
             return ExecutionResult(None, errors)
-        bailed = False
-        for key in pending:
-            if data[key] is _BAILED:
-                bailed = True
-        if bailed:
+        if any(data[key] is _BAILED for key in pending):
             # Every fetch has settled in the loaders, so graphql-core reruns the operation from
             # them without a new upstream call and completes the odd values as it always does.
             return "bailed"

@@ -360,18 +360,10 @@ class Metrics:
         child.observe(seconds if seconds > 0.0 else 0.0)  # a clock's step back counts as 0
 
     def execution(self, execute: float, upstream_wait: float | None) -> None:
-        """`phase("execute", ...)` and, when the operation called upstream,
-        `phase("upstream_wait", ...)`, in one call."""
-        children = self._phase_children
-        child = children.get("execute")
-        if child is None:
-            child = children["execute"] = self.phase_seconds.labels("execute")
-        child.observe(execute if execute > 0.0 else 0.0)
+        """The execute phase and, when the operation called upstream, the upstream_wait one."""
+        self.phase("execute", execute)
         if upstream_wait is not None:
-            child = children.get("upstream_wait")
-            if child is None:
-                child = children["upstream_wait"] = self.phase_seconds.labels("upstream_wait")
-            child.observe(upstream_wait if upstream_wait > 0.0 else 0.0)
+            self.phase("upstream_wait", upstream_wait)
 
     def count_errors(self, codes: Iterable[str]) -> None:
         for code in codes:

@@ -27,7 +27,7 @@ from gateway.server.graphiql import graphiql_response, graphiql_routes
 from gateway.server.guards import HeaderLimits
 from gateway.server.persisted import TrustedDocuments
 from gateway.server.response_cache import MemoryResponseCache, ResponseCache
-from gateway.server.shedding import LoadShedding, replay
+from gateway.server.shedding import LoadShedding, declared_length
 from gateway.settings import Settings
 from gateway.upstream.client import OmsClient, UpstreamSession, open_http_client
 from gateway.upstream.resilience import BreakerState, Clock, SystemClock
@@ -298,7 +298,7 @@ class FrontDoor:
             name, colon, port = host.partition(b":")
             if name not in self.plain or (colon and not port.isdigit()):
                 return None
-        declared = int(length) if length is not None and length.isdigit() else -1
+        declared = declared_length(length)
         if encoding is not None and (b"br" in encoding or b"gzip" in encoding):
             return self.compressed, declared
         return self.endpoint, declared
@@ -333,15 +333,9 @@ class GatewayApp(Starlette):
             raise
         if received is None:
             return  # the client left while sending
-        # shedding.admit, inline. The endpoint answers its own failures (a masked 500), so
-        # only a failed send can raise from here, when ServerErrorMiddleware sends nothing more.
-        if not shedding.enter():
-            await shedding.refuse(scope, send)
-            return
-        try:
-            await app(scope, replay(received, receive), send)
-        finally:
-            shedding.in_flight -= 1
+        # The endpoint answers its own failures (a masked 500), so only a failed send can
+        # raise from here, when ServerErrorMiddleware sends nothing more either.
+        await shedding.admit(app, scope, received, receive, send)
 
 
 def create_app(

@@ -469,19 +469,6 @@ class GraphQLEndpoint:
         self, status: int, content: bytes, media_type: str, request_id: str, request: HttpRequest
     ) -> _Answer:
         # The compression middleware adds `Accept-Encoding` to Vary when it compresses.
-        if status != 405 and not request.is_get:  # a POST's answer: one list, as below
-            # (The id and the length are ASCII: encoded as UTF-8, the cheapest, alike.)
-            return _Answer(
-                status,
-                content,
-                [
-                    (b"x-request-id", request_id.encode()),
-                    _VARY,
-                    _NO_STORE,
-                    (b"content-length", str(len(content)).encode()),
-                    _CONTENT_TYPES[media_type],
-                ],
-            )
         headers = [(b"x-request-id", request_id.encode("latin-1")), _VARY]
         if status == 405:
             headers.append(_ALLOW_POST)

@@ -53,17 +53,17 @@ class LoadShedding:
     ) -> None:
         """`app` runs the request whose body was `received`, unless the gateway is at capacity
         (a 503 then). Sends nothing before `app` runs, but the 503."""
-        if not self.enter():
-            await self.refuse(scope, send)
+        if not self._enter():
+            await self._refuse(scope, send)
             return
         try:
-            await app(scope, replay(received, receive), send)
+            await app(scope, _replay(received, receive), send)
         finally:
             self.in_flight -= 1
 
-    def enter(self) -> bool:
-        """Take a slot (True; the caller gives it back with `in_flight -= 1` when its app is
-        done), or count a shed request (False; the caller then answers with `refuse`)."""
+    def _enter(self) -> bool:
+        """Take a slot (True; `admit` gives it back when its app is done), or count a shed
+        request (False; `admit` then answers with `_refuse`)."""
         if self.in_flight >= self.limit:
             self.shed += 1
             if self.on_shed is not None:
@@ -72,7 +72,7 @@ class LoadShedding:
         self.in_flight += 1
         return True
 
-    async def refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
         """The 503 of a request shed at capacity."""
         request_id = request_id_of(Headers(scope=scope))
         await send(
@@ -114,15 +114,20 @@ class LoadShedding:
 
 
 def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
-    """The first `Content-Length` when it is all digits (as the endpoint reads it), else -1;
-    from the raw list, without starlette's `Headers` (which copies it) per request."""
+    """The first `Content-Length`'s `declared_length`, from the raw list, without starlette's
+    `Headers` (which copies it) per request."""
     for name, value in headers:
         if name == b"content-length":
-            return int(value) if value.isdigit() else -1
+            return declared_length(value)
     return -1
 
 
-def replay(messages: list[Message], receive: Receive) -> Any:
+def declared_length(value: bytes | None) -> int:
+    """A `Content-Length` value when it is all digits (as the endpoint reads it), else -1."""
+    return int(value) if value is not None and value.isdigit() else -1
+
+
+def _replay(messages: list[Message], receive: Receive) -> Any:
     """A `receive` that hands out the buffered messages first, then the server's own."""
     pending = list(messages)
 
