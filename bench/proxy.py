@@ -99,6 +99,9 @@ def main() -> None:
         port=args.port,
         log_level="warning",
         access_log=False,
+        # The gateway runs without uvicorn's ProxyHeadersMiddleware (nothing in it reads the
+        # scope's client or scheme); the floor must not pay for a layer the gateway skips.
+        proxy_headers=False,
     )
 
 
