@@ -63,6 +63,10 @@ class AiohttpTransport(ClosesOnExit):
                 content = response.content
                 while chunk := await content.readany():  # iter_any() without its iterator
                     body.feed(chunk)
+                    if content.at_eof():
+                        # The body is complete (a cut or broken one never reads as at EOF):
+                        # no last call only to be handed b"" (a coroutine per attempt).
+                        break
                 reply = Reply(response.status, response.headers, body.finish())
             except BaseException:
                 response.close()  # drop the connection: its body was not read to the end
