@@ -49,6 +49,9 @@ readiness_log = logging.getLogger("gateway.readiness")
 LIST_PATH = "/api/v1/oms/order_items/"
 SIMPLE_PATH = "/api/v1/oms/order_items/list-simple/"
 DETAIL_PATH = "/api/v1/oms/order_items/{id}/"
+# The template's halves, joined by an f-string per call: `str.format` parses the template
+# every time (~2k instructions more per detail call).
+_DETAIL_HEAD, _DETAIL_TAIL = DETAIL_PATH.split("{id}")
 
 ListKind = Literal["full", "simple"]
 Item = dict[str, Any]
@@ -365,7 +368,7 @@ class UpstreamSession:
         return result
 
     async def detail(self, item_id: int) -> Item:
-        body = await self._get(DETAIL_PATH.format(id=item_id), DETAIL_PATH, None)
+        body = await self._get(f"{_DETAIL_HEAD}{item_id}{_DETAIL_TAIL}", DETAIL_PATH, None)
         if not _is_item(body, nested=True) or body["id"] != item_id:
             error = UpstreamBadResponse(f"The OMS API sent a mis-shaped item for {DETAIL_PATH}.")
             raise self._bad(DETAIL_PATH, error)
