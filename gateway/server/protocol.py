@@ -75,6 +75,10 @@ class GatewayConfig(uvicorn.Config):
         # The gateway writes its own access line (gateway.access); uvicorn's, at INFO, is never
         # shown, yet would still format the client address and path for every request.
         kwargs.setdefault("access_log", False)
+        # uvicorn's ProxyHeadersMiddleware rewrites the scope's `client` and `scheme` from
+        # X-Forwarded-For/-Proto for trusted peers: a middleware level and a header scan per
+        # request, for two scope keys the gateway never reads (it answers the same either way).
+        kwargs.setdefault("proxy_headers", False)
         super().__init__(
             app,
             http=GuardedHttpProtocol,

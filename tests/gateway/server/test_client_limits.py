@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,7 +24,9 @@ import pytest
 
 from gateway.errors import ErrorCode
 from gateway.fake_upstream.app import Faults
-from tests.conftest import AUTH, Gateway
+from gateway.server.protocol import make_server
+from gateway.settings import Settings
+from tests.conftest import AUTH, Gateway, free_port, run_server
 from tests.queries import ITEM_FIELDS
 
 DETAIL = "{ orderItem(id: 1) { id } }"
@@ -393,3 +396,25 @@ def test_many_headers_together_over_the_limit_are_431(make_gateway, upstream):
     assert response.status_code == 431
     assert response.json()["errors"][0]["extensions"]["code"] == ErrorCode.HEADERS_TOO_LARGE
     assert upstream.calls() == 0
+
+
+def test_forwarded_headers_leave_the_scope_as_the_socket_has_it():
+    """The server takes no X-Forwarded-For/-Proto, even from a loopback peer (uvicorn trusts
+    127.0.0.1 by default): the app sees the connection's own client and scheme."""
+    seen: list[tuple[Any, str]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((scope["client"], scope["scheme"]))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    settings = Settings(upstream_url="http://127.0.0.1:9")
+    server = make_server(app, settings, host="127.0.0.1", port=free_port(), lifespan="off")
+    with run_server(server) as url:
+        forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+        response = httpx.get(url, headers=forwarded, timeout=10)
+    assert response.status_code == 204
+    [(client, scheme)] = seen
+    assert client[0] == "127.0.0.1" and scheme == "http"
