@@ -88,6 +88,11 @@ class Run:
     ref: str = ""  # the revision measured ("" : the working tree)
     upstream_cpu_ms: float = 0.0  # the fake OMS's CPU per request
 
+    @property
+    def cores(self) -> float:
+        """The cores the server kept busy: its req/s times its CPU seconds per request."""
+        return self.rps * self.cpu_ms / 1000
+
 
 def drive(
     servers: Servers,
@@ -329,14 +334,16 @@ def _generic_goal(runs: list[Run], rounds: list[list[Run]] | None, key: str, tim
 
     def least_busy(one: list[Run]) -> float | None:
         pair = find(one, *ours_at), find(one, *generic_at)
-        return min(r.rps * r.cpu_ms / 1000 for r in pair) if pair[0] and pair[1] else None
+        return min(r.cores for r in pair) if pair[0] and pair[1] else None
 
     # Each round's less busy server, and the worst round: one unsaturated round is enough to
     # leave the goal unjudged, as its ratio would then weigh in the median.
     busy = [b for b in (least_busy(one) for one in rounds or [runs]) if b is not None]
     saturated = bool(busy) and min(busy) >= SATURATED
-    cores = f"{ours.rps * ours.cpu_ms / 1000:.2f} / {generic.rps * generic.cpu_ms / 1000:.2f}"
-    measured = f"{ours.rps:,.0f} vs {generic.rps:,.0f} req/s, busy {cores} cores"
+    measured = (
+        f"{ours.rps:,.0f} vs {generic.rps:,.0f} req/s, busy {ours.cores:.2f} / "
+        f"{generic.cores:.2f} cores"
+    )
     if not saturated:
         measured += f" (not judged: a server used under {SATURATED:g} cores)"
     met = (ratio is not None and ratio >= times) if saturated else None
