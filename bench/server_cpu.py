@@ -35,6 +35,11 @@ server) would weigh more per request than it does at full speed.
 
 `--servers gateway,proxy,proxy+json` adds `bench/proxy.py --decode`, which also parses and
 re-encodes the upstream JSON (bench/floor.py's `proxy+json`, the restated nested-list floor).
+`proxy+graphql` adds `bench/proxy.py --graphql`: it is sent the gateway's own GraphQL POST, reads
+and parses it, makes the same call and answers the upstream JSON in the GraphQL envelope, no
+more. What the gateway costs beyond it is the cost of its own logic (planning, projection and
+checks, errors, limits, resilience, logs, metrics), which no choice of transport or server
+changes.
 `--ref REV` measures a clean `git archive` of a revision; `--compare REV` a second one in the same
 run, and the table then also gives each server's instructions, REV ÷ compare. Each revision runs
 from the same path (CODE_DIR), and `--pairs N` alternates them N times and reports the means.
@@ -65,8 +70,12 @@ from queries import case_by_key, count_items
 GRIND = ("valgrind", "--tool=callgrind", "--instr-atstart=no")
 REQUEST_TIMEOUT = 120.0  # seconds for one request under callgrind (a 50-item list takes ~0.3)
 DUMP_TIMEOUT = 60.0
-SERVERS = ("gateway", "proxy", "proxy+json")
-FLOOR_NAMES = {"proxy": "floor (proxy.py)", "proxy+json": "proxy.py --decode"}
+SERVERS = ("gateway", "proxy", "proxy+json", "proxy+graphql")
+FLOOR_NAMES = {
+    "proxy": "floor (proxy.py)",
+    "proxy+json": "proxy.py --decode",
+    "proxy+graphql": "proxy.py --graphql",
+}
 
 
 # Every revision runs from this one path: its string is hashed at run time (module files, code
@@ -171,7 +180,7 @@ class Client:
 class Count:
     ref: str
     transport: str
-    server: str  # gateway | proxy | proxy+json
+    server: str  # gateway | proxy | proxy+json | proxy+graphql
     query: str
     instructions: float  # per request
 
@@ -183,9 +192,11 @@ def measure_queries(
     per_request: dict[str, float] = {}
     for key in args.queries:
         case = case_by_key(key)
+        body = json.dumps({"query": case.query}).encode()
         if server == "gateway":
-            body = json.dumps({"query": case.query}).encode()
             client = Client(servers.gateway_port, "POST", "/graphql", body)
+        elif server == "proxy+graphql":  # the same request, to the path of its upstream call
+            client = Client(servers.gateway_port, "POST", case.direct_path, body)
         else:
             client = Client(servers.gateway_port, "GET", case.direct_path, None)
         try:
@@ -218,7 +229,7 @@ def measure_server(
         cmd = [*grind, "-m", "gateway.cli"]
     else:  # this tree's proxy, on `code_dir`'s transports (PYTHONPATH), as bench/floor.py
         cmd = [*grind, str(REPO / "bench" / "proxy.py")]
-        cmd += ["--decode"] if server == "proxy+json" else []
+        cmd += {"proxy+json": ["--decode"], "proxy+graphql": ["--graphql"]}.get(server, [])
     # One hash seed for every run: dicts and sets then probe alike from run to run, which
     # takes the spread of the counts between processes from ~0.5% to under 0.1%.
     env = {"OMS_UPSTREAM_CLIENT": transport, "PYTHONHASHSEED": "0"}
@@ -281,7 +292,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--servers",
         default="gateway,proxy",
         help="of gateway,proxy,proxy+json (bench/proxy.py --decode: it also decodes and "
-        "re-encodes the JSON, the restated nested-list floor)",
+        "re-encodes the JSON, the restated nested-list floor),proxy+graphql (bench/proxy.py "
+        "--graphql: the gateway's own request in, the GraphQL envelope out)",
     )
     p.add_argument("--number", type=int, default=1000, help="measured requests per query")
     p.add_argument("--warmup", type=int, default=200, help="requests before measuring")
